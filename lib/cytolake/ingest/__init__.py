@@ -1,0 +1,1 @@
+"""Ingest: register the areas, the sparse pmaps and every brain's sections in the lake."""

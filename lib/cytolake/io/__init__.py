@@ -1,0 +1,1 @@
+"""File formats at the edges: tiled section images and manifests."""

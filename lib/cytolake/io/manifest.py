@@ -1,0 +1,115 @@
+"""Brain manifests (CSV or JSON): one entry per section with its image, spacing and section -> MNI affine."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from cytolake.config import BRAIN_ID_PATTERN
+
+AFFINE_COLUMNS = [f"a{r}{c}" for r in range(4) for c in range(4)]
+REQUIRED = ["brain_id", "section_id", "image_path", "spacing_um", *AFFINE_COLUMNS]
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read at all; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One manifest row. `error` is set when the row itself is bad; the rest of the manifest still counts."""
+
+    brain_id: str
+    section_id: int
+    image: Path | None
+    spacing_um: float | None
+    transform: list[float] | None
+    annotation: Path | None
+    error: str | None = None
+    raw_image_path: str = ""
+
+
+def find_manifest(brain_dir: Path) -> Path | None:
+    for name in ("manifest.csv", "manifest.json"):
+        if (brain_dir / name).is_file():
+            return brain_dir / name
+    return None
+
+
+def confined(landing: Path, brain_dir: Path, rel: str) -> Path:
+    """The absolute path of `rel` (relative to the brain folder), refused if it escapes the landing folder."""
+    if not rel:
+        raise ValueError("empty path")
+    p = Path(rel)
+    full = (p if p.is_absolute() else brain_dir / p).resolve()
+    root = landing.resolve()
+    if not full.is_relative_to(root):
+        raise ValueError(f"path {rel!r} escapes the landing folder {root}")
+    return full
+
+
+def _rows(path: Path) -> list[dict]:
+    try:
+        if path.suffix == ".json":
+            data = json.loads(path.read_text())
+            rows = data["sections"] if isinstance(data, dict) else data
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise ManifestError(f"{path}: expected a list of section objects (or {{'sections': [...]}})")
+            return [{**r, **({f"a{i // 4}{i % 4}": v for i, v in enumerate(r["transform"])} if "transform" in r else {})}
+                    for r in rows]
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f, strict=True)
+            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ManifestError(f"{path}: missing columns {missing}")
+            rows = []
+            for r in reader:
+                if None in r or any(v is None for v in r.values()):
+                    raise ManifestError(f"{path}: line {reader.line_num}: wrong number of fields")
+                rows.append(r)
+            return rows
+    except ManifestError:
+        raise
+    except (OSError, UnicodeDecodeError, csv.Error, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ManifestError(f"{path}: malformed manifest ({type(e).__name__}: {e})") from None
+
+
+def read_manifest(path: Path, landing: Path) -> list[Entry]:
+    """Entries of a manifest. The file as a whole must parse; a bad row becomes an Entry with `error`."""
+    brain_dir = path.parent
+    expected = brain_dir.name
+    entries: list[Entry] = []
+    seen: set[int] = set()
+    for n, r in enumerate(_rows(path), start=2):
+        where = f"{path}: row {n - 1}"
+        try:
+            section_id = int(r["section_id"])
+        except (KeyError, TypeError, ValueError):
+            raise ManifestError(f"{where}: section_id {r.get('section_id')!r} is not an integer") from None
+        if section_id in seen:
+            raise ManifestError(f"{where}: section_id {section_id} listed twice")
+        seen.add(section_id)
+        brain_id = str(r.get("brain_id", ""))
+        if brain_id != expected or not BRAIN_ID_PATTERN.match(brain_id):
+            raise ManifestError(f"{where}: brain_id {brain_id!r} must equal the folder name {expected!r} "
+                                "(letters, digits, _ and -)")
+        raw = str(r.get("image_path", ""))
+        try:
+            image = confined(landing, brain_dir, raw)
+            ann_raw = str(r.get("annotation_path") or "")
+            annotation = confined(landing, brain_dir, ann_raw) if ann_raw else None
+            spacing = float(r["spacing_um"])
+            if not math.isfinite(spacing) or spacing <= 0:
+                raise ValueError(f"spacing_um {r['spacing_um']!r} must be a positive number")
+            transform = [float(r[c]) for c in AFFINE_COLUMNS]
+            if not all(math.isfinite(v) for v in transform):
+                raise ValueError("affine has non-finite values")
+            entries.append(Entry(brain_id, section_id, image, spacing, transform, annotation, None, raw))
+        except (KeyError, TypeError, ValueError) as e:
+            entries.append(Entry(brain_id, section_id, None, None, None, None, f"{where}: {e}", raw))
+    if not entries:
+        raise ManifestError(f"{path}: no sections listed")
+    return entries

@@ -1,0 +1,126 @@
+"""Spark access to the lake: the session, a one-commit DataFrame write, and a snapshot read.
+
+The delta-spark jars come only from Maven, which these machines cannot reach, so Spark never
+talks Delta itself: executors write Parquet files into the table folder and return their
+metadata; the driver commits them all with delta-rs in ONE transaction. Reads go through the
+current snapshot's file list, so Spark sees exactly what delta-rs, DuckDB and Polars see.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+
+import pyarrow as pa
+
+from cytolake.config import SparkSettings
+from cytolake.lake.tables import DataFile, DataFileWriter, Lake, WriteMode, remove_uncommitted
+from cytolake.schemas import schema
+
+_FILE_FIELDS = [("path", pa.string()), ("size", pa.int64()), ("num_records", pa.int64()),
+                ("partition_values", pa.string()), ("stats", pa.string())]
+
+
+def spark_session(settings: SparkSettings):
+    """A SparkSession for the configured master; executors run this interpreter (the project's venv)."""
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    b = (
+        SparkSession.builder.master(settings.master)
+        .appName(settings.app_name)
+        .config("spark.driver.memory", settings.driver_memory)
+        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+        .config("spark.ui.enabled", str(settings.ui).lower())
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "2048")
+        .config("spark.python.worker.reuse", "true")
+    )
+    for k, v in settings.conf.items():
+        b = b.config(k, v)
+    spark = b.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _file_writer_task(root: str, table: str, prefix: str):
+    ts = schema(table)
+    out_schema = pa.schema(_FILE_FIELDS)
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        w = DataFileWriter(root, ts, prefix)
+        for b in batches:
+            w.write(b)
+        files = w.close()
+        if files:
+            yield pa.RecordBatch.from_pylist(
+                [{"path": f.path, "size": f.size, "num_records": f.num_records,
+                  "partition_values": json.dumps(f.partition_values), "stats": f.stats} for f in files],
+                schema=out_schema,
+            )
+
+    return run
+
+
+def conform(df, table: str):
+    """`df` with exactly the table's columns, in order, cast to the table's types."""
+    from pyspark.sql import functions as F
+
+    ts = schema(table)
+    missing = [c for c in ts.names if c not in df.columns]
+    if missing:
+        raise ValueError(f"DataFrame for table {table} lacks columns {missing}")
+    return df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in ts.spark().fields])
+
+
+def write_dataframe(
+    lake: Lake, table: str, df, mode: WriteMode, partitions: dict[str, Sequence[str]] | None = None
+) -> int | None:
+    """Write a Spark DataFrame to a lake table in ONE Delta commit; returns the new version (None: nothing committed).
+
+    Each Spark task writes its rows as Parquet files inside the table folder; the driver collects the
+    file list and commits it. If any task fails the job raises before the commit: the table stays at
+    its previous version, and the job's uncommitted files are removed.
+    """
+    from pyspark.sql.types import StructType
+
+    ts = schema(table)
+    lake.ensure(table)
+    root = str(lake.path(table))
+    prefix = f"part-{uuid.uuid4().hex[:12]}"
+    out_schema = StructType.fromJson({"type": "struct", "fields": [
+        {"name": n, "type": "string" if t == pa.string() else "long", "nullable": False, "metadata": {}}
+        for n, t in _FILE_FIELDS]})
+    try:
+        rows = conform(df, table).mapInArrow(_file_writer_task(root, ts.name, prefix), out_schema).collect()
+        files = [DataFile(r["path"], r["size"], r["num_records"], json.loads(r["partition_values"]), r["stats"])
+                 for r in rows]
+        return lake.commit(table, files, mode, partitions)
+    except BaseException:
+        remove_uncommitted(root, prefix)
+        raise
+
+
+def read_dataframe(spark, lake: Lake, table: str):
+    """A DataFrame over the table's current snapshot (partition columns restored from the file paths)."""
+    ts = schema(table)
+    st = ts.spark()
+    if not lake.exists(table):
+        return spark.createDataFrame([], st)
+    dt = lake.table(table)
+    files = dt.file_uris()
+    if not files:
+        return spark.createDataFrame([], st)
+    if ts.partition_by:
+        adds = pa.table(dt.get_add_actions(flatten=True)).to_pylist()
+        for a in adds:
+            want = "/".join(f"{k}={a[f'partition.{k}']}" for k in ts.partition_by) + "/"
+            if not a["path"].startswith(want):
+                raise ValueError(f"table {table}: file {a['path']} is not under its partition folder {want}")
+    root = str(lake.path(table))
+    return spark.read.schema(st).option("basePath", root).parquet(*files).select(ts.names)

@@ -1,0 +1,310 @@
+"""Delta tables on disk, through delta-rs.
+
+A `Lake` knows where each table lives and its schema (from `schemas/`). Writes are single
+Delta commits: data files are written first (invisible until committed), then one
+transaction adds them, so a crash before the commit leaves the table as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, Schema
+from deltalake.exceptions import TableNotFoundError
+from deltalake.transaction import AddAction, create_table_with_add_actions
+
+from cytolake.schemas import TableSchema, schema, table_names
+
+WriteMode = Literal["append", "overwrite", "replace_partitions"]
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A Parquet file written inside a table folder, not yet committed."""
+
+    path: str  # relative to the table root
+    size: int
+    num_records: int
+    partition_values: dict[str, str]
+    stats: str
+
+    def add_action(self) -> AddAction:
+        return AddAction(self.path, self.size, self.partition_values, int(time.time() * 1000), True, self.stats)
+
+
+def _stat_value(v):
+    if isinstance(v, (bytes, bytearray)):
+        return None
+    if hasattr(v, "isoformat"):
+        return v.isoformat().replace("+00:00", "Z")
+    return v
+
+
+def file_stats(table: pa.Table) -> str:
+    """Delta per-file statistics (numRecords, min/max/nullCount of scalar columns) as JSON."""
+    mins, maxs, nulls = {}, {}, {}
+    for name, col in zip(table.column_names, table.columns):
+        t = col.type
+        if pa.types.is_list(t) or pa.types.is_binary(t):
+            continue
+        nulls[name] = col.null_count
+        if len(col) > col.null_count and not pa.types.is_boolean(t):
+            mm = pa.compute.min_max(col).as_py()
+            mins[name], maxs[name] = _stat_value(mm["min"]), _stat_value(mm["max"])
+    return json.dumps({"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls})
+
+
+def partition_dir(partition_by: Sequence[str], values: dict[str, str]) -> str:
+    """Hive-style folder for a partition, e.g. `brain_id=B01`; values are plain ids (see BRAIN_ID_PATTERN)."""
+    return "/".join(f"{k}={values[k]}" for k in partition_by)
+
+
+class DataFileWriter:
+    """Streams Arrow batches into Parquet files inside a table folder, one file per partition value.
+
+    Batches are buffered to about `row_group_bytes` before a row group is written, so memory stays
+    bounded however large the input. Files are named `<prefix>-<uuid>.parquet`, so retried or
+    concurrent tasks never collide; partition columns are kept out of the files (Delta stores them
+    in the log). Nothing is visible in the table until the files are committed.
+    """
+
+    def __init__(self, root: str | Path, ts: TableSchema, prefix: str, row_group_bytes: int = 64 << 20):
+        self.root, self.ts, self.prefix, self.row_group_bytes = Path(root), ts, prefix, row_group_bytes
+        self._open: dict[tuple, dict] = {}
+        self._arrow = ts.arrow()
+
+    def write(self, data: pa.Table | pa.RecordBatch) -> None:
+        import pyarrow.compute as pc
+
+        table = pa.Table.from_batches([data]) if isinstance(data, pa.RecordBatch) else data
+        table = table.select(self.ts.names).cast(self._arrow)
+        if not table.num_rows:
+            return
+        pcols = list(self.ts.partition_by)
+        keys = table.select(pcols).group_by(pcols).aggregate([]).to_pylist() if pcols else [{}]
+        for key in keys:
+            part = table
+            for k, v in key.items():
+                if v is None:
+                    raise ValueError(f"table {self.ts.name}: partition column {k} is null")
+                part = part.filter(pc.equal(part[k], v))
+            self._append(tuple(str(key[k]) for k in pcols), part.drop_columns(pcols))
+
+    def _append(self, key: tuple, data: pa.Table) -> None:
+        f = self._open.get(key)
+        if f is None:
+            values = dict(zip(self.ts.partition_by, key))
+            rel_dir = partition_dir(self.ts.partition_by, values)
+            name = f"{self.prefix}-{uuid.uuid4().hex}.parquet"
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            (self.root / rel).parent.mkdir(parents=True, exist_ok=True)
+            f = self._open[key] = {"rel": rel, "values": values, "buf": [], "bytes": 0, "rows": 0, "stats": [],
+                                   "writer": pq.ParquetWriter(self.root / rel, self.ts.file_arrow(), compression="zstd")}
+        f["buf"].append(data)
+        f["bytes"] += data.nbytes
+        f["rows"] += data.num_rows
+        f["stats"].append(file_stats(data))
+        if f["bytes"] >= self.row_group_bytes:
+            self._flush(f)
+
+    @staticmethod
+    def _flush(f: dict) -> None:
+        if f["buf"]:
+            t = pa.concat_tables(f["buf"])
+            f["writer"].write_table(t, row_group_size=t.num_rows)
+            f["buf"], f["bytes"] = [], 0
+
+    def close(self) -> list[DataFile]:
+        out = []
+        for f in self._open.values():
+            self._flush(f)
+            f["writer"].close()
+            size = (self.root / f["rel"]).stat().st_size
+            out.append(DataFile(f["rel"], size, f["rows"], f["values"], merge_stats(f["stats"])))
+        self._open.clear()
+        return out
+
+
+def merge_stats(parts: list[str]) -> str:
+    """Combine the Delta statistics of consecutive chunks of one file."""
+    dicts = [json.loads(p) for p in parts]
+    out = {"numRecords": sum(d["numRecords"] for d in dicts), "minValues": {}, "maxValues": {}, "nullCount": {}}
+    for d in dicts:
+        for k, v in d["nullCount"].items():
+            out["nullCount"][k] = out["nullCount"].get(k, 0) + v
+        for k, v in d["minValues"].items():
+            out["minValues"][k] = v if k not in out["minValues"] else min(out["minValues"][k], v)
+        for k, v in d["maxValues"].items():
+            out["maxValues"][k] = v if k not in out["maxValues"] else max(out["maxValues"][k], v)
+    return json.dumps(out)
+
+
+def write_data_files(root: str | Path, ts: TableSchema, data: pa.Table, prefix: str) -> list[DataFile]:
+    """Write an Arrow table as uncommitted data files of the table at `root`."""
+    w = DataFileWriter(root, ts, prefix)
+    w.write(data)
+    return w.close()
+
+
+def remove_uncommitted(root: str | Path, prefix: str) -> int:
+    """Delete the data files a failed job wrote (named with its prefix); committed files are never touched."""
+    n = 0
+    for p in Path(root).rglob(f"{prefix}-*.parquet"):
+        p.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
+class Lake:
+    """The Delta tables of one lake root (`paths.lake`)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+
+    def path(self, name: str) -> Path:
+        schema(name)  # an unknown table is an error here, not a stray folder
+        return self.root / name
+
+    def exists(self, name: str) -> bool:
+        return (self.path(name) / "_delta_log").is_dir()
+
+    def ensure(self, name: str) -> DeltaTable:
+        """The table, created empty with its schema and partitioning if it does not exist yet."""
+        ts = schema(name)
+        p = self.path(name)
+        if not self.exists(name):
+            p.mkdir(parents=True, exist_ok=True)
+            try:
+                create_table_with_add_actions(
+                    str(p), Schema.from_arrow(ts.arrow()), [], mode="ignore", partition_by=list(ts.partition_by) or None,
+                    name=name, description=ts.description,
+                )
+            except Exception:  # a concurrent creator won; the table is there
+                if not self.exists(name):
+                    raise
+        return DeltaTable(str(p))
+
+    def table(self, name: str) -> DeltaTable:
+        try:
+            return DeltaTable(str(self.path(name)))
+        except TableNotFoundError:
+            raise FileNotFoundError(f"lake table {name!r} does not exist under {self.root} (run ingest first)") from None
+
+    def version(self, name: str) -> int | None:
+        return self.table(name).version() if self.exists(name) else None
+
+    def read(self, name: str, columns: list[str] | None = None, filters=None) -> pa.Table:
+        """The table's current snapshot as Arrow (empty with the schema if the table does not exist)."""
+        ts = schema(name)
+        if not self.exists(name):
+            t = ts.empty()
+            return t.select(columns) if columns else t
+        return self.table(name).to_pyarrow_dataset().to_table(columns=columns, filter=filters)
+
+    def commit(
+        self,
+        name: str,
+        files: Iterable[DataFile],
+        mode: WriteMode,
+        partitions: dict[str, Sequence[str]] | None = None,
+    ) -> int | None:
+        """Commit written files in ONE Delta transaction; returns the new version, or None if nothing to do.
+
+        append adds the files; overwrite replaces the whole table; replace_partitions removes the
+        current files of the given partition values (e.g. {"brain_id": ["B01"]}) and adds the new ones.
+        """
+        ts = schema(name)
+        files = list(files)
+        dt = self.ensure(name)
+        actions = [f.add_action() for f in files]
+        if mode == "append":
+            if not actions:
+                return None
+            dt.create_write_transaction(actions, mode="append", schema=ts.arrow(), partition_by=list(ts.partition_by) or None)
+        elif mode == "overwrite":
+            dt.create_write_transaction(actions, mode="overwrite", schema=ts.arrow(), partition_by=list(ts.partition_by) or None)
+        elif mode == "replace_partitions":
+            if not partitions or not all(partitions.values()):
+                raise ValueError("replace_partitions needs the partition values to replace")
+            bad = set(partitions) - set(ts.partition_by)
+            if bad:
+                raise ValueError(f"table {name} is not partitioned by {sorted(bad)}")
+            filters = [(k, "in", [str(v) for v in vs]) for k, vs in partitions.items()]
+            dt.create_write_transaction(
+                actions, mode="overwrite", schema=ts.arrow(), partition_by=list(ts.partition_by), partition_filters=filters
+            )
+        else:
+            raise ValueError(f"unknown write mode {mode!r}")
+        return DeltaTable(str(self.path(name))).version()
+
+    def write_arrow(
+        self, name: str, data: pa.Table, mode: WriteMode, partitions: dict[str, Sequence[str]] | None = None
+    ) -> int | None:
+        """Write an Arrow table from this process in one commit (for tables built on the driver)."""
+        ts = schema(name)
+        self.ensure(name)
+        prefix = f"part-{uuid.uuid4().hex[:8]}"
+        files = write_data_files(self.path(name), ts, data, prefix) if data.num_rows else []
+        try:
+            return self.commit(name, files, mode, partitions)
+        except BaseException:
+            remove_uncommitted(self.path(name), prefix)
+            raise
+
+    def write_batches(self, name: str, batches: Iterable[pa.Table], mode: Literal["append", "overwrite"]) -> int | None:
+        """Write a stream of Arrow tables (too big to hold at once) as files of one commit."""
+        ts = schema(name)
+        self.ensure(name)
+        prefix = f"part-{uuid.uuid4().hex[:8]}"
+        try:
+            w = DataFileWriter(self.path(name), ts, prefix)
+            for b in batches:
+                w.write(b)
+            return self.commit(name, w.close(), mode)
+        except BaseException:
+            remove_uncommitted(self.path(name), prefix)
+            raise
+
+    def merge(self, name: str, source: pa.Table) -> int | None:
+        """Upsert rows by the table's key (for small registry tables); returns the new version."""
+        ts = schema(name)
+        if source.num_rows == 0:
+            return None
+        dt = self.ensure(name)
+        pred = " AND ".join(f"t.{k} = s.{k}" for k in ts.key)
+        (
+            dt.merge(source.select(ts.names).cast(ts.arrow()), predicate=pred, source_alias="s", target_alias="t")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
+        )
+        return DeltaTable(str(self.path(name))).version()
+
+    def stats(self) -> list[dict]:
+        """Per table: version, rows, files and bytes of the current snapshot (from the log, no data read)."""
+        out = []
+        for name in table_names():
+            if not self.exists(name):
+                continue
+            dt = self.table(name)
+            adds = pa.table(dt.get_add_actions(flatten=True))
+            out.append(
+                {
+                    "table": name,
+                    "version": dt.version(),
+                    "rows": int(pa.compute.sum(adds["num_records"]).as_py() or 0) if adds.num_rows else 0,
+                    "files": adds.num_rows,
+                    "bytes": int(pa.compute.sum(adds["size_bytes"]).as_py() or 0) if adds.num_rows else 0,
+                    "path": str(self.path(name)),
+                }
+            )
+        return out
+

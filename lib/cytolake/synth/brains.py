@@ -1,0 +1,250 @@
+"""Synthetic brains: a true parcellation drawn from the pmaps, a small deformation, coronal sections
+rendered as tiled images, a manifest, annotations for some sections, and the truth for scoring.
+
+Geometry of a section: pixel (col, row) of section image k maps to MNI mm through the 4x4 affine in
+the manifest, `xyz = A @ (col, row, 0, 1)` (integer pixel indices are pixel centres). The brain's true
+anatomy is the MNI anatomy displaced by a smooth field, so the manifest affine (the registration) is
+good but not perfect, as with real brains.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing as mp
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy.ndimage import distance_transform_edt, map_coordinates
+
+from cytolake.atlas.pmaps import Atlas
+from cytolake.config import SynthSettings
+from cytolake.io.images import write_pyramid_tiff
+from cytolake.synth.texture import GENERIC, area_profile, profile_tables, render_cells
+
+MANIFEST_AFFINE_COLUMNS = [f"a{r}{c}" for r in range(4) for c in range(4)]
+ANATOMY_STEP_UM = 200.0  # anatomy (tissue class, depth, area) is computed on this grid and upsampled
+
+
+@dataclass(frozen=True)
+class Volume:
+    data: np.ndarray
+    affine: np.ndarray
+
+    def sample(self, xyz: np.ndarray, order: int = 1, cval: float = 0.0) -> np.ndarray:
+        """Values at MNI positions xyz (..., 3)."""
+        ijk = nib.affines.apply_affine(np.linalg.inv(self.affine), xyz.reshape(-1, 3)).T
+        return map_coordinates(self.data, ijk, order=order, mode="constant", cval=cval).reshape(xyz.shape[:-1])
+
+
+def load_anatomy() -> tuple[Volume, Volume]:
+    """Grey- and white-matter probability of the MNI152 (2009a sym) template shipped with nilearn."""
+    from nilearn import datasets
+
+    gm = datasets.load_mni152_gm_template(resolution=1)
+    wm = datasets.load_mni152_wm_template(resolution=1)
+    return (Volume(np.asarray(gm.get_fdata(), np.float32), gm.affine),
+            Volume(np.asarray(wm.get_fdata(), np.float32), wm.affine))
+
+
+@dataclass(frozen=True)
+class BrainModel:
+    brain_id: str
+    labels: Volume  # area_index per atlas voxel, -1 where no area
+    displacement: tuple[Volume, Volume, Volume]  # mm, per axis, on a coarse grid
+
+    def warp(self, xyz: np.ndarray) -> np.ndarray:
+        """Where the MNI position xyz lies in this brain's anatomy."""
+        return xyz + np.stack([d.sample(xyz, order=3) for d in self.displacement], axis=-1)
+
+
+def atlas_support(atlas: Atlas) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels where any selected area has probability > 0, and their pmap rows (n_voxels x n_areas)."""
+    mask = np.zeros(atlas.shape, bool)
+    for a in atlas.areas:
+        mask |= atlas.area_map(a) > 0
+    ijk = np.argwhere(mask)
+    p = np.empty((len(ijk), len(atlas.areas)), np.float32)
+    for a in atlas.areas:
+        p[:, a.area_index] = atlas.area_map(a)[mask]
+    return ijk, p
+
+
+def make_brain(brain_id: str, atlas: Atlas, support: tuple[np.ndarray, np.ndarray], s: SynthSettings,
+               rng: np.random.Generator) -> BrainModel:
+    """A brain's own parcellation: argmax of the pmaps under smooth per-area noise, and its deformation."""
+    ijk, p = support
+    step = 8.0
+    coarse_shape = tuple(int(np.ceil(n / step)) + 2 for n in atlas.shape)
+    score = np.empty_like(p)
+    for a in range(p.shape[1]):
+        g = rng.normal(0.0, 1.0, coarse_shape).astype(np.float32)
+        score[:, a] = p[:, a] * np.exp(s.parcellation_noise * map_coordinates(g, ijk.T / step, order=1))
+    best = score.argmax(axis=1)
+    keep = p[np.arange(len(p)), best] >= s.min_area_probability
+    labels = np.full(atlas.shape, -1, np.int16)
+    labels[tuple(ijk[keep].T)] = best[keep]
+    lo, hi = atlas.bounds_mm()
+    dstep = 16.0
+    dshape = tuple(int(np.ceil((h - l) / dstep)) + 3 for l, h in zip(lo, hi))
+    daff = np.diag([dstep, dstep, dstep, 1.0])
+    daff[:3, 3] = lo - dstep
+    disp = tuple(Volume(rng.normal(0.0, s.deformation_mm, dshape).astype(np.float32), daff) for _ in range(3))
+    return BrainModel(brain_id, Volume(labels, atlas.affine), disp)
+
+
+def section_affine(s: SynthSettings, y_mm: float, theta: float, shift: np.ndarray) -> np.ndarray:
+    """Pixel (col, row, normal) -> MNI mm for a coronal section at y, rotated in-plane by theta and shifted."""
+    sp = s.spacing_um / 1000.0
+    x0, x1, z0, z1 = s.field_mm
+    a0 = np.array([[sp, 0, 0, x0], [0, 0, s.section_thickness_um / 1000.0, y_mm], [0, -sp, 0, z1], [0, 0, 0, 1]])
+    c = np.array([(x0 + x1) / 2, y_mm, (z0 + z1) / 2])
+    rot = np.eye(4)
+    rot[[0, 0, 2, 2], [0, 2, 0, 2]] = [np.cos(theta), -np.sin(theta), np.sin(theta), np.cos(theta)]
+    t_in, t_out = np.eye(4), np.eye(4)
+    t_in[:3, 3] = -c
+    t_out[:3, 3] = c + np.array([shift[0], 0.0, shift[1]])
+    return t_out @ rot @ t_in @ a0
+
+
+def section_shape(s: SynthSettings) -> tuple[int, int]:
+    x0, x1, z0, z1 = s.field_mm
+    sp = s.spacing_um / 1000.0
+    return int(round((z1 - z0) / sp)), int(round((x1 - x0) / sp))
+
+
+def _upsample(a: np.ndarray, q: int, shape: tuple[int, int], order: int) -> np.ndarray:
+    rows = np.arange(shape[0], dtype=np.float32) / q
+    cols = np.arange(shape[1], dtype=np.float32) / q
+    if order == 0:
+        return a[np.rint(rows).astype(int)][:, np.rint(cols).astype(int)]
+    r, c = np.meshgrid(rows, cols, indexing="ij")
+    return map_coordinates(a, [r, c], order=1, mode="nearest")
+
+
+def section_truth(model: BrainModel, anatomy: tuple[Volume, Volume], affine: np.ndarray, shape: tuple[int, int],
+                  spacing_um: float) -> dict[str, np.ndarray]:
+    """Tissue class, cortical depth and area of every pixel of a section (full resolution)."""
+    q = max(1, int(round(ANATOMY_STEP_UM / spacing_um)))
+    ch, cw = shape[0] // q + 2, shape[1] // q + 2
+    r, c = np.meshgrid(np.arange(ch) * q, np.arange(cw) * q, indexing="ij")
+    pix = np.stack([c, r, np.zeros_like(c), np.ones_like(c)], axis=-1).astype(np.float64)
+    xyz = (pix @ affine.T)[..., :3]
+    anat = model.warp(xyz)
+    gm, wm = anatomy[0].sample(anat), anatomy[1].sample(anat)
+    area = model.labels.sample(anat, order=0, cval=-1).astype(np.int16)
+    cortex_c = (gm > 0.5) & (gm >= wm)
+    white_c = (wm > 0.5) & ~cortex_c
+    outside_c = ~(cortex_c | white_c)
+    d_out = distance_transform_edt(~outside_c)
+    d_wm = distance_transform_edt(~white_c)
+    depth_c = np.where(cortex_c, d_out / np.maximum(d_out + d_wm, 1e-6), 0).astype(np.float32)
+    gm_f = _upsample(gm.astype(np.float32), q, shape, 1)
+    wm_f = _upsample(wm.astype(np.float32), q, shape, 1)
+    cortex = (gm_f > 0.5) & (gm_f >= wm_f)
+    white = (wm_f > 0.5) & ~cortex
+    return {
+        "cortex": cortex,
+        "white": white,
+        "depth": np.clip(_upsample(depth_c, q, shape, 1), 0, 1),
+        "area": np.where(cortex, _upsample(area, q, shape, 0), -1).astype(np.int16),
+    }
+
+
+# Shared with forked workers (set before the pool starts; read-only there).
+_WORK: dict = {}
+
+
+def _render_one(job: dict) -> dict:
+    w = _WORK
+    s: SynthSettings = w["settings"]
+    shape = section_shape(s)
+    truth = section_truth(w["model"], w["anatomy"], job["affine"], shape, s.spacing_um)
+    rng = np.random.default_rng(job["seed"])
+    pid = (truth["area"] + 1).astype(np.int32)  # 0 = generic cortex outside every mapped area
+    img = render_cells(w["tables"], pid, truth["depth"], truth["cortex"], truth["white"], rng,
+                       gain=job["gain"], offset=job["offset"])
+    out: Path = w["out"]
+    write_pyramid_tiff(out / job["image_path"], img, s.spacing_um, tile=s.tile_px, min_px=s.pyramid_min_px)
+    d = s.annotation_downsample
+    area_ids = np.asarray(w["area_ids"], np.uint16)
+    low = truth["area"][d // 2::d, d // 2::d]
+    lab = np.where(low >= 0, area_ids[np.maximum(low, 0)] + 1, 0).astype(np.uint16)
+    write_pyramid_tiff(out / job["truth_path"], lab, s.spacing_um * d, tile=s.tile_px, min_px=10**9, compression="zlib")
+    if job["annotation_path"]:
+        write_pyramid_tiff(out / job["annotation_path"], lab, s.spacing_um * d, tile=s.tile_px, min_px=10**9)
+    return job
+
+
+def brain_ids(n: int) -> list[str]:
+    return [f"B{i + 1:02d}" for i in range(n)]
+
+
+def _fingerprint(s: SynthSettings, atlas: Atlas) -> str:
+    return json.dumps({"synth": s.model_dump(mode="json"), "atlas": atlas.hash}, sort_keys=True)
+
+
+def synthesize_brain(brain_index: int, s: SynthSettings, atlas: Atlas, support, anatomy, landing: Path,
+                     workers: int, progress=None) -> tuple[str, bool]:
+    """Write one brain into landing/<brain_id>/; returns (brain_id, written). An identical brain is kept."""
+    brain_id = brain_ids(brain_index + 1)[-1]
+    out = landing / brain_id
+    stamp = out / "synth.json"
+    fp = _fingerprint(s, atlas)
+    if (out / "manifest.csv").is_file() and stamp.is_file() and stamp.read_text() == fp:
+        return brain_id, False
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "annotations").mkdir(exist_ok=True)
+    (out / "truth").mkdir(exist_ok=True)
+    rng = np.random.default_rng([s.seed, brain_index])
+    model = make_brain(brain_id, atlas, support, s, rng)
+    n = s.sections_per_brain
+    ys = np.linspace(*s.y_range_mm, n)
+    gap = (s.y_range_mm[1] - s.y_range_mm[0]) / max(n, 1)
+    ys = ys + rng.uniform(-0.25, 0.25, n) * gap
+    annotated = set(rng.choice(n, size=int(round(s.annotated_fraction * n)), replace=False).tolist())
+    gain, offset = rng.uniform(0.92, 1.08), rng.uniform(-6, 6)
+    jobs = []
+    for k in range(n):
+        section_id = k + 1
+        aff = section_affine(s, float(ys[k]), rng.normal(0, np.deg2rad(2.0)), rng.normal(0, 1.5, 2))
+        jobs.append({
+            "section_id": section_id, "affine": aff, "seed": int(rng.integers(2**31)),
+            "gain": gain * rng.uniform(0.97, 1.03), "offset": offset + rng.uniform(-3, 3),
+            "image_path": f"images/section_{section_id:04d}.tif",
+            "truth_path": f"truth/section_{section_id:04d}_labels.tif",
+            "annotation_path": f"annotations/section_{section_id:04d}_labels.tif" if k in annotated else "",
+        })
+    profiles = [GENERIC] + [area_profile(a.name, s.seed) for a in atlas.areas]
+    _WORK.update(settings=s, model=model, anatomy=anatomy, tables=profile_tables(profiles), out=out,
+                 area_ids=[a.area_id for a in atlas.areas])
+    try:
+        if workers > 1:
+            with mp.get_context("fork").Pool(workers) as pool:
+                for job in pool.imap_unordered(_render_one, jobs):
+                    progress and progress(brain_id, job["section_id"])
+        else:
+            for job in jobs:
+                _render_one(job)
+                progress and progress(brain_id, job["section_id"])
+    finally:
+        _WORK.clear()
+    parc = np.where(model.labels.data >= 0, np.asarray([a.area_id for a in atlas.areas])[np.maximum(model.labels.data, 0)] + 1, 0)
+    nib.save(nib.Nifti1Image(parc.astype(np.int16), atlas.affine), out / "truth" / "parcellation.nii.gz")
+    _write_manifest(out, brain_id, s, jobs)
+    stamp.write_text(fp)
+    return brain_id, True
+
+
+def _write_manifest(out: Path, brain_id: str, s: SynthSettings, jobs: list[dict]) -> None:
+    tmp = out / "manifest.csv.part"
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["brain_id", "section_id", "image_path", "spacing_um", *MANIFEST_AFFINE_COLUMNS, "annotation_path"])
+        for j in sorted(jobs, key=lambda j: j["section_id"]):
+            w.writerow([brain_id, j["section_id"], j["image_path"], s.spacing_um,
+                        *(f"{v:.10g}" for v in j["affine"].ravel()), j["annotation_path"]])
+    os.replace(tmp, out / "manifest.csv")
