@@ -1,0 +1,114 @@
+"""The lake layer on a real local Spark session and real Delta tables."""
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+from pyspark.sql import functions as F
+
+from cytolake.lake import Lake
+from cytolake.lake.spark import read_dataframe, write_dataframe
+
+
+def features_df(spark, n=120, parts=7, brains=("B01", "B02", "B03")):
+    return spark.range(0, n, numPartitions=parts).select(
+        F.format_string("p%05d", "id").alias("patch_id"),
+        F.lit("m1").alias("model_version"),
+        F.element_at(F.array(*[F.lit(b) for b in brains]), (F.col("id") % len(brains) + 1).cast("int")).alias("brain_id"),
+        F.array(F.col("id").cast("float"), F.lit(0.5)).alias("embedding"),
+    )
+
+
+def committed_files(lake: Lake, table: str) -> set[str]:
+    return set(pa.table(DeltaTable(str(lake.path(table))).get_add_actions(flatten=True))["path"].to_pylist())
+
+
+def parquet_files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*.parquet")}
+
+
+def test_spark_write_commits_once_whatever_the_task_count(spark, tmp_path):
+    lake = Lake(tmp_path / "lake")
+    v1 = write_dataframe(lake, "features", features_df(spark, parts=7), "append")
+    assert v1 == 1  # version 0 is the empty table's creation
+    v2 = write_dataframe(lake, "features", features_df(spark, n=300, parts=13).filter("id >= 120"), "append")
+    assert v2 == v1 + 1
+    assert DeltaTable(str(lake.path("features"))).to_pyarrow_table().num_rows == 300
+    # every data file in the folder is committed: nothing stray, nothing missing
+    assert parquet_files(lake.path("features")) == committed_files(lake, "features")
+
+
+def test_empty_append_commits_nothing(spark, tmp_path):
+    lake = Lake(tmp_path / "lake")
+    v = write_dataframe(lake, "features", features_df(spark), "append")
+    assert write_dataframe(lake, "features", features_df(spark).filter("id < 0"), "append") is None
+    assert lake.version("features") == v
+
+
+def test_task_failure_mid_write_leaves_table_and_folder_as_they_were(spark, tmp_path):
+    lake = Lake(tmp_path / "lake")
+    v = write_dataframe(lake, "features", features_df(spark), "append")
+    before = parquet_files(lake.path("features"))
+
+    @F.udf("string")
+    def boom(pid):
+        if pid == "p00100":  # one task fails after the others wrote their files
+            raise RuntimeError("disk on fire")
+        return pid
+
+    bad = features_df(spark, n=200, parts=8).withColumn("patch_id", boom("patch_id"))
+    with pytest.raises(Exception, match="disk on fire"):
+        write_dataframe(lake, "features", bad, "append")
+    assert lake.version("features") == v
+    assert lake.read("features").num_rows == 120
+    assert parquet_files(lake.path("features")) == before
+
+
+def test_replace_partitions_touches_only_those_brains(spark, tmp_path):
+    lake = Lake(tmp_path / "lake")
+    write_dataframe(lake, "features", features_df(spark), "append")
+    files_b02 = {f for f in parquet_files(lake.path("features")) if f.startswith("brain_id=B02/")}
+    new = features_df(spark, n=9, parts=3, brains=("B01",)).withColumn("model_version", F.lit("m2"))
+    v = write_dataframe(lake, "features", new, "replace_partitions", {"brain_id": ["B01"]})
+    t = lake.read("features").to_pandas()
+    assert sorted(t.groupby("brain_id").size().items()) == [("B01", 9), ("B02", 40), ("B03", 40)]
+    assert set(t[t.brain_id == "B01"].model_version) == {"m2"}
+    assert {f for f in committed_files(lake, "features") if f.startswith("brain_id=B02/")} == files_b02
+    assert lake.version("features") == v
+
+
+def test_spark_read_matches_independent_readers(spark, tmp_path):
+    lake = Lake(tmp_path / "lake")
+    write_dataframe(lake, "features", features_df(spark, n=250, parts=5), "append")
+    write_dataframe(lake, "features", features_df(spark, n=7, parts=2, brains=("B09",)), "append")
+    df = read_dataframe(spark, lake, "features")
+    spark_counts = {r["brain_id"]: r["count"] for r in df.groupBy("brain_id").count().collect()}
+    arrow = DeltaTable(str(lake.path("features"))).to_pyarrow_table()  # delta-rs, no cytolake code
+    duck = duckdb.connect()
+    duck.register("f", arrow)
+    duck_counts = dict(duck.sql("select brain_id, count(*) from f group by 1").fetchall())
+    assert spark_counts == duck_counts == {"B01": 84, "B02": 83, "B03": 83, "B09": 7}
+    assert df.schema.names == ["patch_id", "model_version", "brain_id", "embedding"]
+    row = df.filter("patch_id = 'p00005'").collect()[0]
+    assert row["brain_id"] == "B03" and list(row["embedding"]) == [5.0, 0.5]
+
+
+def test_read_of_missing_table_is_empty_with_schema(spark, tmp_path):
+    df = read_dataframe(spark, Lake(tmp_path / "lake"), "patches")
+    assert df.count() == 0 and "image" in df.columns
+
+
+def test_arrow_write_modes_and_merge(tmp_path):
+    lake = Lake(tmp_path / "lake")
+    from cytolake.schemas import schema
+
+    rows = [{"brain_id": f"B{i}", "status": "ok", "manifest_uri": "m", "n_sections": i, "n_ok": i, "n_error": 0,
+             "ingested_at": pa.scalar(0, pa.timestamp("us", tz="UTC")).as_py()} for i in range(3)]
+    lake.write_arrow("brains", schema("brains").table(rows), "overwrite")
+    v = lake.merge("brains", schema("brains").table([{**rows[1], "status": "error", "error": "x"},
+                                                     {**rows[0], "brain_id": "B9"}]))
+    t = {r["brain_id"]: r for r in lake.read("brains").to_pylist()}
+    assert sorted(t) == ["B0", "B1", "B2", "B9"] and t["B1"]["status"] == "error" and v == 2
+    assert [s["rows"] for s in lake.stats() if s["table"] == "brains"] == [4]

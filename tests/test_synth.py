@@ -1,0 +1,102 @@
+"""The synthetic brains: real formats, consistent geometry, and texture that carries the area."""
+
+import csv
+from collections import Counter
+
+import nibabel as nib
+import numpy as np
+import tifffile
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import balanced_accuracy_score
+
+from cytolake.atlas.pmaps import Atlas
+from cytolake.config import AtlasSettings, load_config
+from cytolake.io.images import read_info
+from cytolake.io.manifest import read_manifest
+from cytolake.synth.texture import family
+
+from conftest import ROOT
+
+CFG = load_config(ROOT / "conf" / "test.yaml")
+
+
+def test_sections_are_tiled_pyramidal_bigtiffs_with_spacing(synth_landing):
+    p = synth_landing / "B01" / "images" / "section_0001.tif"
+    with tifffile.TiffFile(p) as tf:
+        assert tf.is_bigtiff
+        page = tf.series[0].levels[0].pages[0]
+        assert page.is_tiled and page.tilewidth == CFG.synth.tile_px and page.dtype == np.uint8
+        levels = tf.series[0].levels
+        assert len(levels) >= 2 and levels[1].shape[0] == levels[0].shape[0] // 2
+    info = read_info(p)
+    assert info.spacing_um == CFG.synth.spacing_um and info.dtype == "uint8"
+    img = tifffile.imread(p)
+    assert img.mean() > 150  # bright background, dark cells
+
+
+def test_manifest_affines_place_sections_on_their_planes(synth_landing):
+    entries = read_manifest(synth_landing / "B02" / "manifest.csv", synth_landing)
+    assert [e.section_id for e in entries] == [1, 2, 3] and all(e.error is None for e in entries)
+    lo, hi = CFG.synth.y_range_mm
+    gap = (hi - lo) / CFG.synth.sections_per_brain
+    for e in entries:
+        a = np.asarray(e.transform).reshape(4, 4)
+        info = read_info(e.image)
+        corners = np.array([[0, 0, 0, 1], [info.width - 1, info.height - 1, 0, 1]]) @ a.T
+        assert np.allclose(corners[:, 1], corners[0, 1])  # coronal: one y for the whole section
+        assert lo - gap <= corners[0, 1] <= hi + gap
+        assert np.isclose(np.linalg.norm(a[:3, 0]), CFG.synth.spacing_um / 1000)  # mm per pixel
+    annotated = [e for e in entries if e.annotation is not None]
+    assert len(annotated) == round(CFG.synth.annotated_fraction * 3)
+    assert all(e.annotation.is_file() for e in annotated)
+
+
+def test_each_brain_has_its_own_parcellation(synth_landing):
+    a = nib.load(synth_landing / "B01" / "truth" / "parcellation.nii.gz").get_fdata()
+    b = nib.load(synth_landing / "B02" / "truth" / "parcellation.nii.gz").get_fdata()
+    both = (a > 0) & (b > 0)
+    agree = (a[both] == b[both]).mean()
+    assert 0.5 < agree < 0.99  # the same atlas drawn twice: mostly alike, not identical
+
+
+def _patch_features(p):
+    q = np.percentile(p, [5, 25, 50, 75, 95])
+    gy, gx = np.gradient(p.astype(np.float32))
+    return [p.mean(), p.std(), *q, (p < 120).mean(), (p < 180).mean(), np.abs(gx).mean() + np.abs(gy).mean()]
+
+
+def test_texture_alone_tells_areas_apart_across_brains_but_neighbours_stay_hard(synth_landing):
+    X, y, g = [], [], []
+    half = 8
+    rng = np.random.default_rng(0)
+    for b in ("B01", "B02"):
+        for k in (1, 2, 3):
+            img = tifffile.imread(synth_landing / b / "images" / f"section_{k:04d}.tif")
+            lab = tifffile.imread(synth_landing / b / "truth" / f"section_{k:04d}_labels.tif")
+            d = img.shape[0] // lab.shape[0]
+            rr, cc = np.nonzero(lab)
+            for i in rng.permutation(len(rr))[:3000]:
+                r, c = rr[i] * d + d // 2, cc[i] * d + d // 2
+                p = img[r - half:r + half, c - half:c + half]
+                if p.shape == (2 * half, 2 * half):
+                    X.append(_patch_features(p))
+                    y.append(int(lab[rr[i], cc[i]]) - 1)
+                    g.append(b)
+    X, y, g = np.array(X), np.array(y), np.array(g)
+    n1, n2 = Counter(y[g == "B01"]), Counter(y[g == "B02"])
+    keep = np.array([n1[v] >= 30 and n2[v] >= 30 for v in y])
+    X, y, g = X[keep], y[keep], g[keep]
+    classes = sorted(set(y))
+    assert len(classes) >= 10
+    clf = RandomForestClassifier(200, random_state=0, n_jobs=2).fit(X[g == "B01"], y[g == "B01"])
+    pred = clf.predict(X[g == "B02"])
+    truth = y[g == "B02"]
+    chance = 1 / len(classes)
+    assert balanced_accuracy_score(truth, pred) > 3 * chance  # trained on one brain, scored on another
+    # errors fall mostly within an area's family (e.g. BA1 vs BA2, or the other hemisphere)
+    names = {a.area_id: a.name for a in Atlas(AtlasSettings()).areas}
+    wrong = pred != truth
+    same_family = np.mean([family(names[p]) == family(names[t]) for p, t in zip(pred[wrong], truth[wrong])])
+    fam = [family(names[c]) for c in classes]
+    base = np.mean([fa == fb for fa in fam for fb in fam])
+    assert same_family > 2 * base
