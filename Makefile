@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(PY) jobs/synthesize.py --config $(CONFIG)
 	$(PY) jobs/ingest.py --config $(CONFIG)
+	$(PY) jobs/tile.py --config $(CONFIG)
 	$(VENV)/bin/cytolake --config $(CONFIG) tables
 
 test: setup

@@ -63,7 +63,7 @@ class SynthSettings(Strict):
     # Coronal sections between these MNI y planes (mm), evenly spaced.
     y_range_mm: tuple[float, float] = (-40.0, 0.0)
     # Rendered field of each section in MNI x and z (mm): [x_min, x_max, z_min, z_max].
-    field_mm: tuple[float, float, float, float] = (-75.0, 75.0, -45.0, 80.0)
+    field_mm: tuple[float, float, float, float] = (-72.0, 72.0, -45.0, 80.0)
     tile_px: Annotated[int, Field(ge=16)] = 256
     pyramid_min_px: Annotated[int, Field(ge=16)] = 256
     annotated_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5
@@ -86,9 +86,25 @@ class SynthSettings(Strict):
 
 class IngestSettings(Strict):
     # A section whose centre, or any corner by more than this, lands outside the reference volume is an error.
-    outside_tolerance_mm: Annotated[float, Field(ge=0)] = 5.0
+    # Corners of whole-brain sections are background and may graze the volume's edge.
+    outside_tolerance_mm: Annotated[float, Field(ge=0)] = 20.0
     # Relative tolerance between the manifest's spacing and the spacing in the image header.
     spacing_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.01
+
+
+class TilingSettings(Strict):
+    """Patch geometry and the grid. The seed: 2048 px at 2 um/px; a laptop: small patches at coarse spacing."""
+
+    patch_px: Annotated[int, Field(ge=8)] = 64
+    spacing_um: Annotated[float, Field(gt=0)] = 80.0  # spacing of the stored patch
+    stride_um: Annotated[float, Field(gt=0)] = 1000.0  # distance between patch centres
+    mask_spacing_um: Annotated[float, Field(gt=0)] = 320.0  # the cortex mask is computed near this spacing
+    # smoothed intensity below this is cortex; null = Otsu's threshold per section (robust to stain variation)
+    mask_threshold: Annotated[int, Field(ge=1, le=255)] | None = None
+    block_px: Annotated[int, Field(ge=256)] = 8192  # level-0 pixels per side of the window block one task reads
+    transfer_brains: tuple[str, ...] = ()  # held out entirely: split `transfer`
+    test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2  # of each training brain's sections: split `test`
+    seed: int = 0
 
 
 class Settings(Strict):
@@ -97,6 +113,7 @@ class Settings(Strict):
     atlas: AtlasSettings = AtlasSettings()
     synth: SynthSettings = SynthSettings()
     ingest: IngestSettings = IngestSettings()
+    tiling: TilingSettings = TilingSettings()
     source: Path | None = None  # the file these settings came from (set by load_config)
 
 

@@ -47,6 +47,12 @@ def _placement_error(transform: list[float], width: int, height: int, c: Checks)
     return None
 
 
+def _same_aspect(w: int, h: int, aw: int, ah: int) -> bool:
+    """A label image at some downsampling of the section: both axes scale alike, to within one label pixel."""
+    scale = w / aw
+    return abs(ah * scale - h) <= scale + 0.01 * h
+
+
 def inspect_section(entry: Entry, prev: dict | None, checks: Checks, now: datetime | None = None) -> dict:
     """The `sections` row for a manifest entry. `prev` is the registered row, whose hash is reused when
     the file's size and mtime are unchanged (hashing a 15 GB section is the expensive part)."""
@@ -81,7 +87,7 @@ def inspect_section(entry: Entry, prev: dict | None, checks: Checks, now: dateti
             ann = read_info(entry.annotation)
         except ImageError as e:
             return fail(f"annotation: {e}")
-        if ann.width * info.height != ann.height * info.width:
+        if not _same_aspect(info.width, info.height, ann.width, ann.height):
             return fail(f"{entry.annotation}: annotation aspect {ann.width}x{ann.height} does not match the image's "
                         f"{info.width}x{info.height}")
     st = os.stat(entry.image)

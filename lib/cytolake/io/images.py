@@ -108,3 +108,36 @@ def read_info(path: str | Path) -> ImageInfo:
     if len(series.shape) != 2:
         raise ImageError(f"{path}: expected a single-channel (grayscale) image, got shape {series.shape}")
     return info
+
+
+class LevelReader:
+    """Windows of one pyramid level of a tiled image, read tile by tile (never the whole image)."""
+
+    def __init__(self, path: str | Path, level: int):
+        import zarr
+
+        self.path = Path(path)
+        self._store = tifffile.imread(self.path, aszarr=True, level=level)
+        self._arr = zarr.open(self._store, mode="r")
+        self.shape = tuple(int(d) for d in self._arr.shape[:2])
+
+    def window(self, r0: int, c0: int, h: int, w: int, fill: int = 255) -> np.ndarray:
+        """The h x w window at (r0, c0); parts outside the image are `fill` (bright background)."""
+        out = np.full((h, w), fill, np.uint8)
+        rr0, cc0 = max(r0, 0), max(c0, 0)
+        rr1, cc1 = min(r0 + h, self.shape[0]), min(c0 + w, self.shape[1])
+        if rr1 > rr0 and cc1 > cc0:
+            try:
+                out[rr0 - r0:rr1 - r0, cc0 - c0:cc1 - c0] = self._arr[rr0:rr1, cc0:cc1]
+            except Exception as e:
+                raise ImageError(f"{self.path}: cannot read window rows {rr0}:{rr1} cols {cc0}:{cc1} ({e})") from None
+        return out
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

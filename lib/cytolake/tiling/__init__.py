@@ -1,0 +1,1 @@
+"""Tiling: sections -> patches inside cortex, with reference position, pmap vector, label and split."""

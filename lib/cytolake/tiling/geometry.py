@@ -1,0 +1,87 @@
+"""Pure geometry of tiling: pyramid level choice, the patch grid, trilinear corners, ids and splits."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import xxhash
+
+from cytolake.config import TilingSettings
+
+
+@dataclass(frozen=True)
+class PatchGeometry:
+    level: int  # pyramid level the patch is read from (the nearest level at least as fine as the target)
+    level_spacing_um: float
+    window_px: int  # side of the window read at that level
+    patch_px: int
+    spacing_um: float
+
+
+def patch_geometry(t: TilingSettings, spacing_um: float, levels: int) -> PatchGeometry:
+    """Read from the coarsest level whose spacing is still <= the target spacing (levels halve in size)."""
+    level = 0
+    while level + 1 < levels and spacing_um * 2 ** (level + 1) <= t.spacing_um * (1 + 1e-9):
+        level += 1
+    ls = spacing_um * 2**level
+    window = int(round(t.patch_px * t.spacing_um / ls))
+    return PatchGeometry(level, ls, window, t.patch_px, t.spacing_um)
+
+
+def tiling_hash(t: TilingSettings) -> str:
+    """Fingerprint of everything that decides which patches a section gets and what they hold."""
+    key = f"{t.patch_px}/{t.spacing_um}/{t.stride_um}/{t.mask_spacing_um}/{t.mask_threshold}"
+    return xxhash.xxh3_64_hexdigest(key.encode())
+
+
+def grid_centres(mask: np.ndarray, mask_scale: float, stride_px: float, width: int, height: int) -> np.ndarray:
+    """Level-0 (x, y) of the grid points (step `stride_px`, offset half a step) that fall inside the mask.
+
+    `mask_scale` is level-0 pixels per mask pixel; a point is inside when its mask pixel is set.
+    """
+    xs = np.arange(stride_px / 2, width, stride_px)
+    ys = np.arange(stride_px / 2, height, stride_px)
+    gx, gy = np.meshgrid(np.floor(xs).astype(np.int64), np.floor(ys).astype(np.int64))
+    mi = np.minimum((gy / mask_scale).astype(np.int64), mask.shape[0] - 1)
+    mj = np.minimum((gx / mask_scale).astype(np.int64), mask.shape[1] - 1)
+    inside = mask[mi, mj]
+    return np.stack([gx[inside], gy[inside]], axis=1)
+
+
+def trilinear_corners(xyz_mm: np.ndarray, inv_affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For points (n, 3) in mm: the 8 surrounding voxel indices (n, 8, 3) and trilinear weights (n, 8)."""
+    v = np.c_[xyz_mm, np.ones(len(xyz_mm))] @ inv_affine.T
+    v = v[:, :3]
+    base = np.floor(v).astype(np.int64)
+    f = v - base
+    offs = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+    idx = base[:, None, :] + offs[None]
+    w = np.prod(np.where(offs[None] == 1, f[:, None, :], 1 - f[:, None, :]), axis=2)
+    return idx, w
+
+
+def patch_id(brain_id: str, section_id: int, x: int, y: int, g: PatchGeometry) -> str:
+    return xxhash.xxh3_128_hexdigest(f"{brain_id}/{section_id}/{x}/{y}/{g.patch_px}/{g.spacing_um}".encode())
+
+
+def assign_splits(sections: list[tuple[str, int, bool]], t: TilingSettings) -> dict[tuple[str, int], str]:
+    """Split per (brain, section, annotated): `transfer` for held-out brains; of each training brain,
+    a deterministic test_fraction of the annotated sections and of the unannotated ones is `test`
+    (stratified, so the test split always has labels to score when the brain has any)."""
+    out: dict[tuple[str, int], str] = {}
+    groups: dict[tuple[str, bool], list[int]] = {}
+    for b, s, annotated in sections:
+        if b in t.transfer_brains:
+            out[(b, s)] = "transfer"
+        else:
+            groups.setdefault((b, annotated), []).append(s)
+    for (b, _), ss in groups.items():
+        order = sorted(ss, key=lambda s: xxhash.xxh64_intdigest(f"{t.seed}/{b}/{s}".encode()))
+        n_test = math.floor(t.test_fraction * len(ss) + 0.5)
+        if t.test_fraction > 0 and len(ss) > 1:
+            n_test = max(n_test, 1)
+        test = set(order[:n_test])
+        out.update({(b, s): "test" if s in test else "train" for s in ss})
+    return out

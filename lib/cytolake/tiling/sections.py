@@ -1,0 +1,59 @@
+"""Stage A of tiling, one Spark task per section: validate, cortex mask, grid centres, reference
+position, trilinear pmap corners, label and split. No pixels of the patches are read here."""
+
+from __future__ import annotations
+
+import numpy as np
+import tifffile
+
+from cytolake.config import TilingSettings
+from cytolake.io.images import ImageError, read_info
+from cytolake.tiling.geometry import grid_centres, patch_geometry, patch_id, trilinear_corners
+from cytolake.tiling.mask import mask_level, section_mask
+
+
+def _labels(annotation_uri: str | None, xs: np.ndarray, ys: np.ndarray, width: int,
+            area_index_of: dict[int, int]) -> list[int | None]:
+    """Area index at each centre from the label image (atlas volume id + 1; 0 = unlabelled); None where unknown."""
+    if not annotation_uri:
+        return [None] * len(xs)
+    ann = tifffile.imread(annotation_uri)
+    scale = width / ann.shape[1]
+    r = np.minimum((ys / scale).astype(int), ann.shape[0] - 1)
+    c = np.minimum((xs / scale).astype(int), ann.shape[1] - 1)
+    return [area_index_of.get(int(v) - 1) if v > 0 else None for v in ann[r, c]]
+
+
+def section_centres(sec: dict, t: TilingSettings, split: str, inv_affine: np.ndarray,
+                    area_index_of: dict[int, int], th: str) -> tuple[list[dict], str | None]:
+    """The patch centres of one section as rows, or ([], error message) when the section cannot be tiled."""
+    uri = sec["image_uri"]
+    try:
+        info = read_info(uri)
+        sp = sec["spacing_um"]
+        g = patch_geometry(t, sp, info.levels)
+        ml = mask_level(info.level_shapes, sp, t.mask_spacing_um)
+        mask = section_mask(uri, ml, sp * 2**ml, t.mask_threshold)
+        scale = info.width / info.level_shapes[ml][1]
+        xy = grid_centres(mask, scale, t.stride_um / sp, info.width, info.height)
+        if not len(xy):
+            return [], None
+        a = np.asarray(sec["transform"], float).reshape(4, 4)
+        xyz = (np.c_[xy, np.zeros(len(xy)), np.ones(len(xy))] @ a.T)[:, :3]
+        idx, w = trilinear_corners(xyz, inv_affine)
+        labels = _labels(sec["annotation_uri"], xy[:, 0], xy[:, 1], info.width, area_index_of)
+    except (ImageError, OSError, ValueError) as e:
+        return [], f"tiling: {e}"
+    block = t.block_px
+    rows = []
+    for n, (x, y) in enumerate(xy.tolist()):
+        rows.append({
+            "patch_id": patch_id(sec["brain_id"], sec["section_id"], x, y, g),
+            "brain_id": sec["brain_id"], "section_id": sec["section_id"], "x": x, "y": y, "split": split,
+            "label": labels[n], "spacing_um": g.spacing_um, "height": g.patch_px, "width": g.patch_px,
+            "content_hash": sec["content_hash"], "tiling_hash": th, "ref_xyz": xyz[n].tolist(),
+            "image_uri": uri, "level": g.level, "window_px": g.window_px,
+            "block": f"{x // block}_{y // block}",
+            "ci": idx[n, :, 0].tolist(), "cj": idx[n, :, 1].tolist(), "ck": idx[n, :, 2].tolist(), "cw": w[n].tolist(),
+        })
+    return rows, None

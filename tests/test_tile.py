@@ -1,0 +1,151 @@
+"""Tiling on real synthetic BigTIFFs, the real Juelich pmaps in a real Delta table, real Spark."""
+
+import nibabel as nib
+import numpy as np
+import pyarrow as pa
+import pytest
+import tifffile
+from scipy.ndimage import map_coordinates
+
+from cytolake.atlas.pmaps import Atlas
+from cytolake.ingest.job import run_ingest
+from cytolake.io.images import LevelReader, read_info
+from cytolake.lake import Lake
+from cytolake.tiling.geometry import grid_centres, patch_geometry
+from cytolake.tiling.job import run_tile
+from cytolake.tiling.mask import mask_level, section_mask
+
+
+@pytest.fixture
+def tiled(cfg, spark):
+    run_ingest(cfg, spark, log=lambda *a: None)
+    summary = run_tile(cfg, spark, log=lambda *a: None)
+    return cfg, summary
+
+
+def patches(cfg) -> list[dict]:
+    return Lake(cfg.paths.lake).read("patches").to_pylist()
+
+
+def test_patch_count_is_grid_points_inside_mask(tiled):
+    cfg, summary = tiled
+    t = cfg.tiling
+    secs = {(s["brain_id"], s["section_id"]): s for s in Lake(cfg.paths.lake).read("sections").to_pylist()}
+    rows = patches(cfg)
+    assert not summary.failed and len(rows) > 100
+    for key, s in secs.items():
+        info = read_info(s["image_uri"])
+        ml = mask_level(info.level_shapes, s["spacing_um"], t.mask_spacing_um)
+        mask = section_mask(s["image_uri"], ml, s["spacing_um"] * 2**ml, t.mask_threshold)
+        expected = grid_centres(mask, info.width / info.level_shapes[ml][1], t.stride_um / s["spacing_um"],
+                                info.width, info.height)
+        got = sorted((r["x"], r["y"]) for r in rows if (r["brain_id"], r["section_id"]) == key)
+        assert got == sorted(map(tuple, expected.tolist())), key
+        assert 0.05 < mask.mean() < 0.6  # cortex, not the whole field
+
+
+def test_ref_xyz_pmaps_images_labels_and_splits(tiled):
+    cfg, _ = tiled
+    lake = Lake(cfg.paths.lake)
+    secs = {(s["brain_id"], s["section_id"]): s for s in lake.read("sections").to_pylist()}
+    atlas = Atlas(cfg.atlas)
+    # independent trilinear sample of the NIfTI maps with nibabel + scipy
+    img = nib.load(atlas.maps_path)
+    raw = np.asanyarray(img.dataobj)
+    inv = np.linalg.inv(img.affine)
+    area_ids = [a["area_id"] for a in lake.read("areas").to_pylist()]
+    rows = patches(cfg)
+    rng = np.random.default_rng(1)
+    sample = [rows[i] for i in rng.choice(len(rows), 60, replace=False)]
+    for r in sample:
+        s = secs[(r["brain_id"], r["section_id"])]
+        a = np.asarray(s["transform"]).reshape(4, 4)
+        assert np.allclose(r["ref_xyz"], (a @ [r["x"], r["y"], 0, 1])[:3], atol=1e-9)
+        v = (inv @ [*r["ref_xyz"], 1])[:3]
+        expected = np.array([map_coordinates(raw[..., i].astype(np.float64) * 0.01, v[:, None], order=1,
+                                             mode="constant", cval=0.0)[0] for i in area_ids])
+        assert np.allclose(r["pmap"], expected, atol=1e-5)
+        # the image is the window around the centre, read at the chosen level
+        g = patch_geometry(cfg.tiling, s["spacing_um"], s["levels"])
+        with LevelReader(s["image_uri"], g.level) as lr:
+            f = 2**g.level
+            win = lr.window(int(np.floor(r["y"] / f - g.window_px / 2)), int(np.floor(r["x"] / f - g.window_px / 2)),
+                            g.window_px, g.window_px)
+        patch = np.frombuffer(r["image"], np.uint8).reshape(r["height"], r["width"])
+        k = g.window_px // r["height"]
+        assert np.array_equal(patch, np.rint(win.reshape(r["height"], k, r["width"], k).mean(axis=(1, 3))).astype(np.uint8))
+    assert any(np.sum(r["pmap"]) > 0.1 for r in sample)
+    # labels agree with the annotation images; unannotated sections have none
+    for r in rows:
+        s = secs[(r["brain_id"], r["section_id"])]
+        if not s["annotation_uri"]:
+            assert r["label"] is None
+            continue
+        ann = tifffile.imread(s["annotation_uri"])
+        sc = s["width"] / ann.shape[1]
+        v = ann[min(int(r["y"] / sc), ann.shape[0] - 1), min(int(r["x"] / sc), ann.shape[1] - 1)]
+        assert r["label"] == (area_ids.index(v - 1) if v > 0 and (v - 1) in area_ids else None)
+    assert sum(r["label"] is not None for r in rows) > 50
+    splits = {(r["brain_id"], r["section_id"]): r["split"] for r in rows}
+    assert {v for (b, _), v in splits.items() if b == "B02"} == {"transfer"}
+    assert sorted(v for (b, _), v in splits.items() if b == "B01") == ["test", "train", "train"]
+    assert len({r["patch_id"] for r in rows}) == len(rows)
+
+
+def test_rerun_on_unchanged_sections_commits_nothing(tiled, spark):
+    cfg, _ = tiled
+    lake = Lake(cfg.paths.lake)
+    v = lake.version("patches")
+    before = sorted(r["patch_id"] for r in patches(cfg))
+    s = run_tile(cfg, spark, log=lambda *a: None)
+    assert s.version is None and lake.version("patches") == v
+    assert sorted(r["patch_id"] for r in patches(cfg)) == before
+
+
+def test_truncated_section_is_marked_and_the_others_are_tiled(cfg, spark):
+    run_ingest(cfg, spark, log=lambda *a: None)
+    lake = Lake(cfg.paths.lake)
+    sec = next(s for s in lake.read("sections").to_pylist() if (s["brain_id"], s["section_id"]) == ("B01", 2))
+    data = open(sec["image_uri"], "rb").read()
+    open(sec["image_uri"], "wb").write(data[: len(data) * 2 // 3])  # truncated after ingest registered it
+    summary = run_tile(cfg, spark, log=lambda *a: None)
+    assert list(summary.failed) == [("B01", 2)] and "truncated" in summary.failed[("B01", 2)]
+    secs = {(s["brain_id"], s["section_id"]): s for s in lake.read("sections").to_pylist()}
+    assert secs[("B01", 2)]["status"] == "error" and "truncated" in secs[("B01", 2)]["error"]
+    tiled = {(r["brain_id"], r["section_id"]) for r in patches(cfg)}
+    assert tiled == {k for k in secs if k != ("B01", 2)}
+
+
+def test_changed_section_replaces_only_its_brain(tiled, spark, landing):
+    cfg, _ = tiled
+    lake = Lake(cfg.paths.lake)
+    files_b02 = {p for p in pa.table(lake.table("patches").get_add_actions(flatten=True))["path"].to_pylist()
+                 if p.startswith("brain_id=B02/")}
+    before = {r["patch_id"]: r for r in patches(cfg)}
+    img = landing / "B01" / "images" / "section_0003.tif"
+    from cytolake.io.images import write_pyramid_tiff
+
+    write_pyramid_tiff(img, np.fliplr(tifffile.imread(img)).copy(), cfg.synth.spacing_um, 128, 128)
+    run_ingest(cfg, spark, log=lambda *a: None)
+    s = run_tile(cfg, spark, log=lambda *a: None)
+    assert s.committed_brains == ["B01"] and list(s.tiled) == [("B01", 3)]
+    after = {r["patch_id"]: r for r in patches(cfg)}
+    for pid, r in before.items():
+        if (r["brain_id"], r["section_id"]) != ("B01", 3):
+            assert after[pid] == r
+    assert {p for p in pa.table(lake.table("patches").get_add_actions(flatten=True))["path"].to_pylist()
+            if p.startswith("brain_id=B02/")} == files_b02
+
+
+def test_splits_are_stratified_by_annotation_and_deterministic(cfg):
+    from collections import Counter
+
+    from cytolake.tiling.geometry import assign_splits
+
+    t = cfg.tiling.model_copy(update={"test_fraction": 0.25, "transfer_brains": ("B09",)})
+    secs = [("B01", i, i % 2 == 0) for i in range(16)] + [("B09", 1, True)]
+    s = assign_splits(secs, t)
+    assert s == assign_splits(list(reversed(secs)), t)
+    assert s[("B09", 1)] == "transfer"
+    assert Counter(v for (b, i), v in s.items() if b == "B01" and i % 2 == 0) == {"train": 6, "test": 2}
+    assert Counter(v for (b, i), v in s.items() if b == "B01" and i % 2 == 1) == {"train": 6, "test": 2}
