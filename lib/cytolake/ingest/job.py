@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-from cytolake.atlas.pmaps import Atlas, file_hash
+from cytolake.atlas.pmaps import Atlas
+from cytolake.io.files import content_hash, signature
 from cytolake.config import Settings
 from cytolake.ingest.sections import Checks, changed, inspect_section
 from cytolake.io.manifest import Entry, ManifestError, find_manifest, read_manifest
@@ -67,10 +68,10 @@ def _unchanged_on_disk(entries: list[Entry], prev: dict[int, dict]) -> bool:
         if p is None or p["status"] != "ok" or e.error or e.image is None:
             return False
         try:
-            st = e.image.stat()
+            sig = signature(e.image)
         except OSError:
             return False
-        if (st.st_size, st.st_mtime_ns) != (p["file_size"], p["file_mtime_ns"]):
+        if sig != (p["file_size"], p["file_mtime_ns"]):
             return False
     return True
 
@@ -97,7 +98,7 @@ def run_ingest(settings: Settings, spark, brains: list[str] | None = None, log=p
     for brain_id, mpath in manifests.items():
         base = {"brain_id": brain_id, "manifest_uri": str(mpath.resolve()), "ingested_at": now}
         try:
-            mhash = file_hash(mpath)
+            mhash = content_hash(mpath)
             entries = read_manifest(mpath, landing)
         except ManifestError as e:
             brain_rows[brain_id] = {**base, "status": "error", "error": str(e), "manifest_hash": None,

@@ -6,18 +6,16 @@ bad section but returns a row with status `error` and a message naming the file 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 
-from cytolake.atlas.pmaps import file_hash
+from cytolake.io.files import content_hash, signature
 from cytolake.io.images import ImageError, read_info
 from cytolake.io.manifest import Entry
 
-COMPARED = ["status", "error", "image_uri", "annotation_uri", "spacing_um", "width", "height", "levels",
+COMPARED = ["status", "error", "image_uri", "annotation_uri", "spacing_um", "width", "height", "levels", "channels",
             "content_hash", "file_size", "file_mtime_ns", "transform"]
 
 
@@ -61,7 +59,7 @@ def inspect_section(entry: Entry, prev: dict | None, checks: Checks, now: dateti
         "image_uri": str(entry.image) if entry.image else entry.raw_image_path,
         "annotation_uri": str(entry.annotation) if entry.annotation else None,
         "spacing_um": entry.spacing_um, "transform": entry.transform,
-        "width": None, "height": None, "levels": None, "content_hash": None, "file_size": None, "file_mtime_ns": None,
+        "width": None, "height": None, "levels": None, "channels": None, "content_hash": None, "file_size": None, "file_mtime_ns": None,
         "ingested_at": now or datetime.now(timezone.utc),
     }
 
@@ -90,12 +88,12 @@ def inspect_section(entry: Entry, prev: dict | None, checks: Checks, now: dateti
         if not _same_aspect(info.width, info.height, ann.width, ann.height):
             return fail(f"{entry.annotation}: annotation aspect {ann.width}x{ann.height} does not match the image's "
                         f"{info.width}x{info.height}")
-    st = os.stat(entry.image)
-    row.update(file_size=st.st_size, file_mtime_ns=st.st_mtime_ns)
-    if prev and prev.get("file_size") == st.st_size and prev.get("file_mtime_ns") == st.st_mtime_ns and prev.get("content_hash"):
+    size, mtime = signature(entry.image)
+    row.update(file_size=size, file_mtime_ns=mtime, channels=info.channels)
+    if prev and (prev.get("file_size"), prev.get("file_mtime_ns")) == (size, mtime) and prev.get("content_hash"):
         row["content_hash"] = prev["content_hash"]
     else:
-        row["content_hash"] = file_hash(Path(entry.image))
+        row["content_hash"] = content_hash(entry.image)
     return row
 
 

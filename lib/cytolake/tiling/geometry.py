@@ -26,7 +26,7 @@ def patch_geometry(t: TilingSettings, spacing_um: float, levels: int) -> PatchGe
     while level + 1 < levels and spacing_um * 2 ** (level + 1) <= t.spacing_um * (1 + 1e-9):
         level += 1
     ls = spacing_um * 2**level
-    window = int(round(t.patch_px * t.spacing_um / ls))
+    window = max(1, int(round(t.patch_px * t.spacing_um / ls)))
     return PatchGeometry(level, ls, window, t.patch_px, t.spacing_um)
 
 

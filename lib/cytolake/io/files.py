@@ -1,0 +1,30 @@
+"""Content hashes and change signatures of inputs that are a file (TIFF) or a folder (OME-Zarr)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import xxhash
+
+
+def _members(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+
+
+def content_hash(path: str | Path, chunk: int = 8 << 20) -> str:
+    """xxh3-128 of a file's bytes, or of a folder's relative file names and bytes in sorted order."""
+    path = Path(path)
+    h = xxhash.xxh3_128()
+    for p in _members(path):
+        if path.is_dir():
+            h.update(str(p.relative_to(path)).encode() + b"\0")
+        with open(p, "rb") as f:
+            while b := f.read(chunk):
+                h.update(b)
+    return h.hexdigest()
+
+
+def signature(path: str | Path) -> tuple[int, int]:
+    """(total size, newest mtime in ns): unchanged means the content hash can be reused."""
+    stats = [p.stat() for p in _members(Path(path))]
+    return sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)
