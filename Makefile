@@ -30,7 +30,8 @@ test: setup
 	$(PY) -m pytest tests
 
 bench: setup
-	@echo "no benchmarks yet"
+	@test -d data/lake/patches || $(MAKE) demo
+	$(PY) benchmarks/tile.py --config $(CONFIG)
 
 clean-data:
 	rm -rf data/

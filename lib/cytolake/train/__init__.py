@@ -1,0 +1,1 @@
+"""Contrastive feature learning: the pmap-weighted loss, the encoder, the streaming reader, the distributed seam."""
