@@ -1,0 +1,67 @@
+"""The encoder: an input head that brings large patches down, torchvision's ResNet-50 (no pretrained
+weights, single-channel), and a projection head to a normalised 128-d z. The pooled 2048-d backbone
+output is the feature used downstream."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torchvision.models import resnet50
+
+FEATURE_DIM = 2048
+
+
+def _norm(kind: str):
+    """The normalisation layer: `batch` (the default), or `group` (per-sample, so a distributed step is
+    exactly the single-process step on the concatenated batch; used where SyncBatchNorm is unavailable)."""
+    if kind == "batch":
+        return nn.BatchNorm2d
+    if kind == "group":
+        return lambda c: nn.GroupNorm(math.gcd(32, c), c)
+    raise ValueError(f"unknown norm {kind!r} (batch | group)")
+
+
+class InputHead(nn.Module):
+    """Strided 3x3 convolutions halving the input `log2(downsample)` times (the seed's 2048 px patches
+    reach the ResNet stem at 2048 / downsample px); identity when downsample is 1."""
+
+    def __init__(self, downsample: int, channels: int, norm: str):
+        super().__init__()
+        if downsample < 1 or downsample & (downsample - 1):
+            raise ValueError(f"input head downsample must be a power of two, got {downsample}")
+        layers, c_in = [], 1
+        for _ in range(int(math.log2(downsample))):
+            layers += [nn.Conv2d(c_in, channels, 3, stride=2, padding=1, bias=False), _norm(norm)(channels), nn.ReLU(inplace=True)]
+            c_in = channels
+        self.layers = nn.Sequential(*layers)
+        self.out_channels = c_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class Encoder(nn.Module):
+    def __init__(self, head_downsample: int = 1, head_channels: int = 16, projection_dim: int = 128, norm: str = "batch"):
+        super().__init__()
+        self.head = InputHead(head_downsample, head_channels, norm)
+        self.backbone = resnet50(weights=None, norm_layer=_norm(norm))
+        self.backbone.conv1 = nn.Conv2d(self.head.out_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.backbone.fc = nn.Identity()
+        self.projection = nn.Sequential(nn.Linear(FEATURE_DIM, FEATURE_DIM), nn.ReLU(inplace=True),
+                                        nn.Linear(FEATURE_DIM, projection_dim))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled 2048-d backbone output for (N, 1, H, W) float input."""
+        return self.backbone(self.head(x))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, z): z is the L2-normalised projection the loss is computed on."""
+        h = self.features(x)
+        return h, nn.functional.normalize(self.projection(h), dim=1)
+
+
+def to_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W) patches -> float (N, 1, H, W), centred and scaled (cell-body stain: ~ bright background)."""
+    return ((images.float() / 255.0) - 0.5).div_(0.25).unsqueeze(1)
