@@ -107,6 +107,32 @@ class TilingSettings(Strict):
     seed: int = 0
 
 
+class TrainSettings(Strict):
+    """Contrastive training of the encoder (`jobs/train_contrastive.py`)."""
+
+    model_version: str = "contrastive-pmap-v1"
+    splits: tuple[str, ...] = ("train",)
+    brains: tuple[str, ...] = ()  # empty: every brain with patches of those splits
+    batch_size: Annotated[int, Field(ge=2)] = 64  # per process; the loss sees the global batch
+    epochs: Annotated[int, Field(ge=1)] = 2
+    max_steps: Annotated[int, Field(ge=0)] = 0  # 0: epochs decide
+    lr: Annotated[float, Field(gt=0)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0)] = 1e-4
+    warmup_steps: Annotated[int, Field(ge=0)] = 20
+    tau: Annotated[float, Field(gt=0)] = 0.1
+    include_self_weight: bool = True  # the seed's normaliser; false: SupCon-style
+    head_downsample: Annotated[int, Field(ge=1)] = 1  # the seed: 2048 px patches brought down before the stem
+    head_channels: Annotated[int, Field(ge=1)] = 16
+    projection_dim: Annotated[int, Field(ge=2)] = 128
+    norm: str = "batch"  # batch | group
+    shuffle_buffer: Annotated[int, Field(ge=1)] = 2048
+    workers: Annotated[int, Field(ge=0)] = 2
+    augment: bool = True
+    checkpoint_every: Annotated[int, Field(ge=1)] = 50
+    bf16: bool = True  # on GPU only
+    seed: int = 0
+
+
 class Settings(Strict):
     paths: Paths = Paths()
     spark: SparkSettings = SparkSettings()
@@ -114,6 +140,7 @@ class Settings(Strict):
     synth: SynthSettings = SynthSettings()
     ingest: IngestSettings = IngestSettings()
     tiling: TilingSettings = TilingSettings()
+    train: TrainSettings = TrainSettings()
     source: Path | None = None  # the file these settings came from (set by load_config)
 
 

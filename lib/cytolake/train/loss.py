@@ -6,6 +6,27 @@ from __future__ import annotations
 import torch
 
 
+def anchor_losses(z: torch.Tensor, p: torch.Tensor, z_all: torch.Tensor, p_all: torch.Tensor, offset: int,
+                  tau: float, include_self_weight: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """L_i for the anchors z (rows offset..offset+n of the whole batch z_all), and which anchors count.
+
+    This is how a rank computes its share: its own anchors against the global batch.
+    """
+    n, m = z.shape[0], z_all.shape[0]
+    z32, p32, za, pa = z.float(), p.float(), z_all.float(), p_all.float()
+    self_mask = torch.zeros(n, m, dtype=torch.bool, device=z.device)
+    self_mask[torch.arange(n), offset + torch.arange(n)] = True
+    logits = (z32 @ za.T) / tau
+    log_prob = logits - torch.logsumexp(logits.masked_fill(self_mask, float("-inf")), dim=1, keepdim=True)
+    w = p32 @ pa.T
+    w_others = w.masked_fill(self_mask, 0.0)
+    others = w_others.sum(dim=1)
+    norm = w.sum(dim=1) if include_self_weight else others
+    valid = others > 0
+    losses = -(w_others * log_prob.masked_fill(self_mask, 0.0)).sum(dim=1) / torch.where(valid, norm, torch.ones_like(norm))
+    return torch.where(valid, losses, torch.zeros_like(losses)), valid
+
+
 def pmap_contrastive_loss(z: torch.Tensor, p: torch.Tensor, tau: float, include_self_weight: bool = True) -> torch.Tensor:
     r"""Mean over anchors of the seed's
 
@@ -23,19 +44,9 @@ def pmap_contrastive_loss(z: torch.Tensor, p: torch.Tensor, tau: float, include_
     diagonal masked before it, so no log(0). An anchor whose weights to all others are zero has no
     positives and is left out of the mean; if no anchor is left the loss is 0 with a zero gradient.
     """
-    n = z.shape[0]
-    if n < 2:
+    if z.shape[0] < 2:
         return z.sum() * 0.0
-    z32, p32 = z.float(), p.float()
-    eye = torch.eye(n, dtype=torch.bool, device=z.device)
-    logits = (z32 @ z32.T) / tau
-    log_prob = logits - torch.logsumexp(logits.masked_fill(eye, float("-inf")), dim=1, keepdim=True)
-    w = p32 @ p32.T
-    w_others = w.masked_fill(eye, 0.0)
-    others = w_others.sum(dim=1)
-    norm = w.sum(dim=1) if include_self_weight else others
-    valid = others > 0
+    losses, valid = anchor_losses(z, p, z, p, 0, tau, include_self_weight)
     if not bool(valid.any()):
         return z.sum() * 0.0
-    per_anchor = -(w_others * log_prob.masked_fill(eye, 0.0)).sum(dim=1) / torch.where(valid, norm, torch.ones_like(norm))
-    return per_anchor[valid].mean()
+    return losses[valid].mean()
