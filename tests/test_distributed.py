@@ -49,6 +49,7 @@ def test_the_naive_gather_would_be_caught(single, tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("horovod") is None, reason="horovod is not installed")
 def test_horovodrun_two_processes_equal_one_process(single, tmp_path):
-    two = run(["horovodrun", "--gloo", "-np", "2", sys.executable], tmp_path / "hvd.pt")
+    horovodrun = str(Path(sys.executable).with_name("horovodrun"))
+    two = run([horovodrun, "--gloo", "-np", "2", sys.executable], tmp_path / "hvd.pt")
     assert abs(two["loss"] - single["loss"]) < 1e-5
     assert torch.allclose(two["params"], single["params"], atol=1e-6, rtol=0)

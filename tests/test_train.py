@@ -78,3 +78,15 @@ def test_killed_training_resumes_at_its_step_with_the_same_data(tiled, tmp_path)
     assert sorted(got) == sorted(want) == list(range(1, 9))
     for s in want:
         assert abs(got[s] - want[s]) < 1e-3 * max(1.0, abs(want[s])), (s, got[s], want[s])
+
+
+def test_probe_scores_features_on_held_out_sections_and_the_transfer_brain(tiled):
+    from cytolake.eval.probe import probe
+    from cytolake.lake import Lake
+    from cytolake.train.trainer import build_encoder
+
+    torch.manual_seed(0)
+    r = probe(build_encoder(tiled.train), Lake(tiled.paths.lake), max_samples=400)
+    assert r["classes"] >= 5 and r["train_samples"] > 50
+    for k in ("linear_test_macro_f1", "knn_test_macro_f1", "linear_transfer_macro_f1", "knn_transfer_macro_f1"):
+        assert 0.0 <= r[k] <= 1.0

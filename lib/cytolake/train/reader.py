@@ -37,8 +37,9 @@ class Unit:
     rows: np.ndarray
 
 
-def snapshot_units(lake: Lake, splits: list[str] | None = None, brains: list[str] | None = None) -> list[Unit]:
-    """The row groups of the `patches` snapshot, filtered by brain (partition) and split (row level)."""
+def snapshot_units(lake: Lake, splits: list[str] | None = None, brains: list[str] | None = None,
+                   labelled: bool = False) -> list[Unit]:
+    """The row groups of the `patches` snapshot, filtered by brain (partition), split and label (row level)."""
     dt = lake.table("patches")
     adds = pa.table(dt.get_add_actions(flatten=True)).to_pylist()
     root = str(lake.path("patches"))
@@ -49,11 +50,12 @@ def snapshot_units(lake: Lake, splits: list[str] | None = None, brains: list[str
         path = f"{root}/{a['path']}"
         pf = pq.ParquetFile(path)
         for rg in range(pf.num_row_groups):
+            keep = np.ones(pf.metadata.row_group(rg).num_rows, bool)
             if splits:
-                keep = pc.is_in(pf.read_row_group(rg, columns=["split"])["split"], pa.array(splits))
-                rows = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
-            else:
-                rows = np.arange(pf.metadata.row_group(rg).num_rows)
+                keep &= pc.is_in(pf.read_row_group(rg, columns=["split"])["split"], pa.array(splits)).to_numpy(zero_copy_only=False)
+            if labelled:
+                keep &= pf.read_row_group(rg, columns=["label"])["label"].is_valid().to_numpy(zero_copy_only=False)
+            rows = np.flatnonzero(keep)
             if len(rows):
                 units.append(Unit(path, rg, rows))
     return units

@@ -1,0 +1,137 @@
+"""Training and reader throughput as ratios against baselines taken in the same run.
+
+    python benchmarks/train.py --config conf/local.yaml [--patch-px 64] [--batch 32] [--steps 5] [--device cpu|cuda]
+
+  step    samples/s of our training step (input head + ResNet-50 + projection + pmap loss, AdamW)
+          vs a bare torchvision ResNet-50 step (3-channel input, cross-entropy) on the same input size
+  reader  samples/s of PatchStream through a DataLoader (decode + augment in workers)
+          vs a plain pyarrow read of the same files' image column into numpy
+On a GPU also: bf16 autocast and channels_last for both sides. Needs a tiled lake (`make demo`) for the reader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from torch.utils.data import DataLoader
+from torchvision.models import resnet50
+
+from cytolake.config import load_config
+from cytolake.lake import Lake
+from cytolake.train.augment import Augment
+from cytolake.train.dist import Single
+from cytolake.train.model import Encoder
+from cytolake.train.reader import PatchStream, snapshot_units
+from cytolake.train.trainer import contrastive_loss_step
+
+
+def _timed(fn, steps: int, device) -> float:
+    fn()  # warm-up (allocations, cudnn autotune)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / steps
+
+
+def step_ratio(patch_px: int, batch: int, steps: int, device, head_downsample: int = 1) -> dict:
+    bf16 = torch.bfloat16 if device.type == "cuda" else None
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    x = torch.randn(batch, 1, patch_px, patch_px, device=device).contiguous(memory_format=fmt)
+    p = torch.rand(batch, 100, device=device)
+    ours = Encoder(head_downsample=head_downsample).to(device).to(memory_format=fmt)
+    opt = torch.optim.AdamW(ours.parameters(), lr=1e-4)
+
+    def our_step():
+        loss, _ = contrastive_loss_step(ours, x, p, Single(), 0.1, autocast_dtype=bf16)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    bare = resnet50(weights=None).to(device).to(memory_format=fmt)
+    bopt = torch.optim.AdamW(bare.parameters(), lr=1e-4)
+    x3 = x.expand(-1, 3, -1, -1).contiguous(memory_format=fmt)
+    y = torch.randint(0, 1000, (batch,), device=device)
+
+    def bare_step():
+        with torch.autocast(device.type, dtype=bf16, enabled=bf16 is not None):
+            loss = torch.nn.functional.cross_entropy(bare(x3), y)
+        bopt.zero_grad(set_to_none=True)
+        loss.backward()
+        bopt.step()
+
+    t_ours, t_bare = _timed(our_step, steps, device), _timed(bare_step, steps, device)
+    return {"patch_px": patch_px, "batch": batch, "head_downsample": head_downsample, "device": str(device),
+            "bf16_channels_last": device.type == "cuda",
+            "ours_samples_per_s": round(batch / t_ours, 2), "bare_resnet50_samples_per_s": round(batch / t_bare, 2),
+            "ratio": round(t_bare / t_ours, 3)}
+
+
+def loss_cost(batch: int, areas: int, steps: int, device) -> dict:
+    """pmap_contrastive_loss forward+backward at a global batch, vs one bare ResNet-50 step of 32 x 224 px."""
+    z = torch.nn.functional.normalize(torch.randn(batch, 128, device=device), dim=1).requires_grad_(True)
+    p = torch.rand(batch, areas, device=device)
+    from cytolake.train.loss import pmap_contrastive_loss
+
+    def loss_step():
+        pmap_contrastive_loss(z, p, 0.1).backward()
+
+    t_loss = _timed(loss_step, steps, device)
+    return {"global_batch": batch, "areas": areas, "loss_fwd_bwd_ms": round(1000 * t_loss, 2)}
+
+
+def reader_ratio(lake: Lake, batch: int, workers: int, max_batches: int) -> dict:
+    units = snapshot_units(lake, splits=["train"])
+    files = sorted({u.path for u in units})
+    t0, n = time.perf_counter(), 0
+    for f in files:
+        t = pq.read_table(f, columns=["image", "height", "width"])
+        h, w = t["height"][0].as_py(), t["width"][0].as_py()
+        arr = np.frombuffer(b"".join(t["image"].to_pylist()), np.uint8).reshape(-1, h, w)
+        n += len(arr)
+    plain = n / (time.perf_counter() - t0)
+    out = {"plain_pyarrow_samples_per_s": round(plain, 1)}
+    for name, aug in (("reader", None), ("reader_augment", Augment())):
+        s = PatchStream(units, batch, seed=0, shuffle_buffer=2048, augment=aug)
+        loader = DataLoader(s, batch_size=None, num_workers=workers)
+        t0, m = time.perf_counter(), 0
+        for i, b in enumerate(loader):
+            m += len(b["patch_id"])
+            if i + 1 >= max_batches:
+                break
+        rate = m / (time.perf_counter() - t0)
+        out[f"{name}_samples_per_s"] = round(rate, 1)
+        out[f"{name}_ratio"] = round(rate / plain, 3)
+    out.update(workers=workers, batch=batch)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="conf/local.yaml")
+    p.add_argument("--patch-px", type=int, nargs="*", default=[64])
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--head-downsample", type=int, default=1)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--skip-reader", action="store_true")
+    a = p.parse_args()
+    device = torch.device(a.device)
+    res = {"step": [step_ratio(px, a.batch, a.steps, device, a.head_downsample) for px in a.patch_px],
+           "loss": loss_cost(2048, 103, a.steps, device)}
+    if not a.skip_reader:
+        cfg = load_config(a.config)
+        res["reader"] = reader_ratio(Lake(cfg.paths.lake), cfg.train.batch_size, cfg.train.workers, 100)
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

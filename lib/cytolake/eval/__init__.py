@@ -1,0 +1,1 @@
+"""Evaluation: probes of learned features, and (later) the seed's comparison table."""

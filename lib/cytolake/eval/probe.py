@@ -1,0 +1,55 @@
+"""How much area information an encoder's features carry: a linear (logistic regression) and a k-NN
+probe of the area label, trained on labelled `train` patches and scored by macro-F1 on held-out
+`test` sections and on the `transfer` brain."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch.utils.data import DataLoader
+
+from cytolake.lake import Lake
+from cytolake.train.reader import PatchStream, snapshot_units
+
+
+def embed(model: torch.nn.Module, lake: Lake, split: str, max_samples: int, seed: int = 0, batch: int = 128,
+          workers: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Backbone features and labels of (up to max_samples, drawn by the reader's seeded shuffle) labelled patches."""
+    units = snapshot_units(lake, splits=[split], labelled=True)
+    if not units:
+        return np.zeros((0, 2048), np.float32), np.zeros(0, int)
+    stream = PatchStream(units, batch, seed=seed, shuffle_buffer=4096, drop_last=False)
+    feats, labels = [], []
+    model.eval()
+    with torch.no_grad():
+        for b in DataLoader(stream, batch_size=None, num_workers=workers):
+            feats.append(model.features(b["image"]).numpy())
+            labels.append(b["label"].numpy())
+            if sum(len(x) for x in labels) >= max_samples:
+                break
+    return np.concatenate(feats)[:max_samples], np.concatenate(labels)[:max_samples]
+
+
+def probe(model: torch.nn.Module, lake: Lake, max_samples: int = 3000, seed: int = 0) -> dict[str, float]:
+    """Macro-F1 of the linear and k-NN probes on `test` and `transfer` (classes seen in training only)."""
+    xtr, ytr = embed(model, lake, "train", max_samples, seed)
+    if len(set(ytr)) < 2:
+        raise RuntimeError("fewer than two labelled areas in the train split: nothing to probe")
+    linear = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5)).fit(xtr, ytr)
+    knn = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=10)).fit(xtr, ytr)
+    out = {"train_samples": float(len(ytr)), "classes": float(len(set(ytr)))}
+    for split in ("test", "transfer"):
+        x, y = embed(model, lake, split, max_samples, seed)
+        keep = np.isin(y, ytr)
+        if not keep.any():
+            continue
+        x, y = x[keep], y[keep]
+        for name, clf in (("linear", linear), ("knn", knn)):
+            out[f"{name}_{split}_macro_f1"] = float(f1_score(y, clf.predict(x), average="macro"))
+        out[f"{split}_samples"] = float(len(y))
+    return out
