@@ -26,7 +26,7 @@ from cytolake.lake import Lake
 from cytolake.train.augment import Augment
 from cytolake.train.dist import Single
 from cytolake.train.model import Encoder
-from cytolake.train.reader import PatchStream, snapshot_units
+from cytolake.train.reader import COLUMNS, PatchStream, snapshot_units
 from cytolake.train.trainer import contrastive_loss_step
 
 
@@ -88,30 +88,49 @@ def loss_cost(batch: int, areas: int, steps: int, device) -> dict:
     return {"global_batch": batch, "areas": areas, "loss_fwd_bwd_ms": round(1000 * t_loss, 2)}
 
 
-def reader_ratio(lake: Lake, batch: int, workers: int, max_batches: int) -> dict:
+def reader_ratio(lake: Lake, batch: int, workers: int) -> dict:
+    """One epoch of the train split; the reader's clock starts at its first batch (worker start-up excluded)."""
     units = snapshot_units(lake, splits=["train"])
     files = sorted({u.path for u in units})
     t0, n = time.perf_counter(), 0
     for f in files:
-        t = pq.read_table(f, columns=["image", "height", "width"])
+        t = pq.read_table(f, columns=COLUMNS)
         h, w = t["height"][0].as_py(), t["width"][0].as_py()
         arr = np.frombuffer(b"".join(t["image"].to_pylist()), np.uint8).reshape(-1, h, w)
+        pm = t["pmap"].combine_chunks().flatten().to_numpy()
         n += len(arr)
     plain = n / (time.perf_counter() - t0)
     out = {"plain_pyarrow_samples_per_s": round(plain, 1)}
     for name, aug in (("reader", None), ("reader_augment", Augment())):
         s = PatchStream(units, batch, seed=0, shuffle_buffer=2048, augment=aug)
         loader = DataLoader(s, batch_size=None, num_workers=workers)
-        t0, m = time.perf_counter(), 0
+        m = 0
         for i, b in enumerate(loader):
-            m += len(b["patch_id"])
-            if i + 1 >= max_batches:
-                break
+            if i == 0:
+                t0 = time.perf_counter()
+            else:
+                m += len(b["patch_id"])
         rate = m / (time.perf_counter() - t0)
         out[f"{name}_samples_per_s"] = round(rate, 1)
         out[f"{name}_ratio"] = round(rate / plain, 3)
     out.update(workers=workers, batch=batch)
     return out
+
+
+def seed_size_lake(root, px: int, n: int) -> Lake:
+    """A scratch `patches` table of n patches at px x px (the seed's 2048): noise-textured uint8, real pmaps."""
+    from cytolake.schemas import schema
+
+    lake = Lake(root)
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (px, px), dtype=np.uint8)
+    for chunk in range(0, n, 32):
+        rows = [{"patch_id": f"p{i:06d}", "brain_id": "B01", "section_id": 1, "x": i, "y": 0, "split": "train",
+                 "label": i % 10, "spacing_um": 2.0, "height": px, "width": px, "content_hash": "h",
+                 "tiling_hash": "t", "ref_xyz": [0.0, 0.0, 0.0], "pmap": rng.random(103).tolist(),
+                 "image": np.roll(base, i, axis=1).tobytes()} for i in range(chunk, min(n, chunk + 32))]
+        lake.write_arrow("patches", schema("patches").table(rows), "append")
+    return lake
 
 
 def main() -> None:
@@ -123,13 +142,21 @@ def main() -> None:
     p.add_argument("--head-downsample", type=int, default=1)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--skip-reader", action="store_true")
+    p.add_argument("--seed-px", type=int, default=2048, help="patch size of the seed-size reader measurement (0: skip)")
+    p.add_argument("--seed-samples", type=int, default=192)
     a = p.parse_args()
     device = torch.device(a.device)
     res = {"step": [step_ratio(px, a.batch, a.steps, device, a.head_downsample) for px in a.patch_px],
            "loss": loss_cost(2048, 103, a.steps, device)}
     if not a.skip_reader:
         cfg = load_config(a.config)
-        res["reader"] = reader_ratio(Lake(cfg.paths.lake), cfg.train.batch_size, cfg.train.workers, 100)
+        res["reader"] = reader_ratio(Lake(cfg.paths.lake), cfg.train.batch_size, cfg.train.workers)
+        if a.seed_px:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as d:
+                big = seed_size_lake(f"{d}/lake", a.seed_px, a.seed_samples)
+                res["reader_seed_size"] = {"patch_px": a.seed_px, **reader_ratio(big, 16, cfg.train.workers)}
     print(json.dumps(res, indent=2))
 
 

@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader
 from cytolake.lake import Lake
 from cytolake.schemas import schema
 from cytolake.train.augment import Augment
+from cytolake.train.model import to_input
 from cytolake.train.reader import PatchStream, snapshot_units
 
 
@@ -76,7 +77,9 @@ def test_batches_carry_pmap_label_and_pixels(lake):
     s = PatchStream(snapshot_units(lake), batch_size=8, shuffle_buffer=1)
     b = next(iter(s))
     n = [int(p[1:]) for p in b["patch_id"]]
-    assert b["image"].shape == (8, 1, 8, 8) and b["pmap"].shape == (8, 2)
+    assert b["image"].shape == (8, 8, 8) and b["image"].dtype == torch.uint8 and b["pmap"].shape == (8, 2)
     assert b["pmap"][:, 0].tolist() == [float(v) for v in n]
     assert b["label"].tolist() == [v % 7 if v % 3 else -1 for v in n]
-    assert torch.allclose(b["image"][:, 0, 0, 0], (torch.tensor([v % 256 for v in n]) / 255.0 - 0.5) / 0.25)
+    assert b["image"][:, 0, 0].tolist() == [v % 256 for v in n]
+    x = to_input(b["image"])
+    assert x.shape == (8, 1, 8, 8) and torch.allclose(x[:, 0, 0, 0], (torch.tensor([v % 256 for v in n]) / 255.0 - 0.5) / 0.25)

@@ -14,6 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from torch.utils.data import DataLoader
 
 from cytolake.lake import Lake
+from cytolake.train.model import to_input
 from cytolake.train.reader import PatchStream, snapshot_units
 
 
@@ -28,7 +29,7 @@ def embed(model: torch.nn.Module, lake: Lake, split: str, max_samples: int, seed
     model.eval()
     with torch.no_grad():
         for b in DataLoader(stream, batch_size=None, num_workers=workers):
-            feats.append(model.features(b["image"]).numpy())
+            feats.append(model.features(to_input(b["image"])).numpy())
             labels.append(b["label"].numpy())
             if sum(len(x) for x in labels) >= max_samples:
                 break

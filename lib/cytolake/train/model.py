@@ -63,5 +63,7 @@ class Encoder(nn.Module):
 
 
 def to_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, H, W) patches -> float (N, 1, H, W), centred and scaled (cell-body stain: ~ bright background)."""
+    """uint8 (N, H, W) patches -> float (N, 1, H, W), centred and scaled; float input is taken as converted."""
+    if images.dtype != torch.uint8:
+        return images
     return ((images.float() / 255.0) - 0.5).div_(0.25).unsqueeze(1)

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,13 +85,16 @@ def epoch_order(sizes: list[int], seed: int, epoch: int, rank: int, world: int, 
 
 
 class PatchStream(IterableDataset):
-    """Batches of (image, pmap, label, patch_id) for one rank. Use with DataLoader(batch_size=None)."""
+    """Batches of (image, pmap, label, patch_id) for one rank. Use with DataLoader(batch_size=None).
+
+    `image` is uint8 (N, H, W) without augmentation (pass it through `to_input` on the device), or the
+    augmented float (N, 1, H, W) model input.
+    """
 
     def __init__(self, units: list[Unit], batch_size: int, rank: int = 0, world: int = 1, seed: int = 0,
-                 shuffle_buffer: int = 1024, augment: Augment | None = None, drop_last: bool = True, cache_units: int = 4):
+                 shuffle_buffer: int = 1024, augment: Augment | None = None, drop_last: bool = True):
         self.units, self.batch_size, self.rank, self.world = units, batch_size, rank, world
         self.seed, self.shuffle_buffer, self.augment, self.drop_last = seed, shuffle_buffer, augment, drop_last
-        self.cache_units = cache_units
         self.epoch, self.start_step = 0, 0
         self.sizes = [len(u.rows) for u in units]
 
@@ -114,30 +116,72 @@ class PatchStream(IterableDataset):
         info = get_worker_info()
         w, nw = (info.id, info.num_workers) if info else (0, 1)
         order = epoch_order(self.sizes, self.seed, self.epoch, self.rank, self.world, self.shuffle_buffer)
-        cache: OrderedDict[int, pa.Table] = OrderedDict()
-        for b in range(self.start_step, self.batches_per_epoch()):
-            if (b - self.start_step) % nw != w:
-                continue
-            yield self._batch(b, order[b * self.batch_size:(b + 1) * self.batch_size], cache)
+        mine = [b for b in range(self.start_step, self.batches_per_epoch()) if (b - self.start_step) % nw == w]
+        if not mine:
+            return
+        bs = self.batch_size
+        need = np.concatenate([order[b * bs:(b + 1) * bs] for b in mine])
+        by_unit = np.argsort(need[:, 0], kind="stable")
+        units, starts = np.unique(need[by_unit, 0], return_index=True)
+        needed = dict(zip(units.tolist(), np.split(need[by_unit, 1], starts[1:])))
+        pending: dict[int, _Pending] = {}
+        for b in mine:
+            yield self._batch(b, order[b * bs:(b + 1) * bs], needed, pending)
 
-    def _rows(self, unit: int, cache: OrderedDict) -> pa.Table:
-        if unit not in cache:
-            u = self.units[unit]
-            cache[unit] = pq.ParquetFile(u.path).read_row_group(u.row_group, columns=COLUMNS)
-            if len(cache) > self.cache_units:
-                cache.popitem(last=False)
-        cache.move_to_end(unit)
-        return cache[unit]
 
-    def _batch(self, b: int, idx: np.ndarray, cache: OrderedDict) -> dict:
-        rows = [self._rows(int(u), cache).slice(int(self.units[int(u)].rows[int(i)]), 1) for u, i in idx]
-        t = pa.concat_tables(rows)
-        h, w = t["height"][0].as_py(), t["width"][0].as_py()
-        images = np.frombuffer(b"".join(t["image"].to_pylist()), np.uint8).reshape(len(idx), h, w)
-        x = to_input(torch.from_numpy(images.copy()))
+    def _pending(self, u: int, needed: dict, pending: dict) -> "_Pending":
+        """A row group is read once per epoch and worker; what this worker still needs from it is kept as
+        arrays (about a shuffle buffer's worth of rows in all) and freed as it is used."""
+        p = pending.get(u)
+        if p is None:
+            rows = np.sort(needed[u])
+            unit = self.units[u]
+            t = pq.ParquetFile(unit.path).read_row_group(unit.row_group, columns=COLUMNS).take(unit.rows[rows])
+            t = t.combine_chunks()
+            n, h, w = t.num_rows, t["height"][0].as_py(), t["width"][0].as_py()
+            img = t["image"].chunk(0) if t["image"].num_chunks else t["image"]
+            offsets = np.frombuffer(img.buffers()[1], np.int32)[img.offset:img.offset + n + 1]
+            images = np.frombuffer(img.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(n, h, w)
+            pm = t["pmap"].combine_chunks().flatten().to_numpy().astype(np.float32, copy=False).reshape(n, -1)
+            p = pending[u] = _Pending(dict(zip(rows.tolist(), range(n))), n, images, pm,
+                                      pc.fill_null(t["label"], -1).to_numpy().astype(np.int64),
+                                      t["patch_id"].to_pylist())
+        return p
+
+    def _batch(self, b: int, idx: np.ndarray, needed: dict, pending: dict) -> dict:
+        """One batch, each sample copied once into the batch arrays. Images stay uint8 (4x less to move
+        between processes and to the GPU; `to_input` converts them on the device) unless augmented here."""
+        n = len(idx)
+        images = labels = pmap = None
+        ids: list[str] = [""] * n
+        for u in dict.fromkeys(idx[:, 0].tolist()):
+            sel = np.flatnonzero(idx[:, 0] == u)
+            p = self._pending(u, needed, pending)
+            rows = [p.index[int(i)] for i in idx[sel, 1]]
+            if images is None:
+                images = np.empty((n, *p.images.shape[1:]), np.uint8)
+                pmap = np.empty((n, p.pmap.shape[1]), np.float32)
+                labels = np.empty(n, np.int64)
+            images[sel], pmap[sel], labels[sel] = p.images[rows], p.pmap[rows], p.label[rows]
+            for k, r in zip(sel.tolist(), rows):
+                ids[k] = p.patch_id[r]
+            p.left -= len(sel)
+            if p.left == 0:
+                del pending[u]
+        x = torch.from_numpy(images)
         if self.augment is not None:
             g = torch.Generator().manual_seed(hash((self.seed, self.epoch, self.rank, b)) & 0x7FFFFFFF)
-            x = self.augment(x, g)
-        pmap = torch.from_numpy(np.stack(t["pmap"].to_numpy(zero_copy_only=False)).astype(np.float32))
-        label = torch.tensor([-1 if v is None else v for v in t["label"].to_pylist()], dtype=torch.long)
-        return {"image": x, "pmap": pmap, "label": label, "patch_id": t["patch_id"].to_pylist(), "step": b}
+            x = self.augment(to_input(x), g)
+        return {"image": x, "pmap": torch.from_numpy(pmap), "label": torch.from_numpy(labels), "patch_id": ids, "step": b}
+
+
+@dataclass
+class _Pending:
+    """The rows of one row group a worker still has to emit."""
+
+    index: dict[int, int]  # position in the unit -> row of the arrays below
+    left: int
+    images: np.ndarray
+    pmap: np.ndarray
+    label: np.ndarray
+    patch_id: list[str]

@@ -17,7 +17,7 @@ from cytolake.config import Settings, TrainSettings
 from cytolake.lake import Lake
 from cytolake.train.augment import Augment
 from cytolake.train.loss import anchor_losses
-from cytolake.train.model import Encoder
+from cytolake.train.model import Encoder, to_input
 from cytolake.train.reader import PatchStream, snapshot_units
 
 
@@ -106,7 +106,7 @@ def run_train_contrastive(settings: Settings, dist, log=print) -> Path:
         stream.set_epoch(epoch, start)
         loader = DataLoader(stream, batch_size=None, num_workers=t.workers)
         for batch in loader:
-            x = batch["image"].to(device, non_blocking=True)
+            x = to_input(batch["image"].to(device, non_blocking=True))
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
             loss, global_loss = contrastive_loss_step(model, x, batch["pmap"].to(device), dist, t.tau,
