@@ -45,6 +45,8 @@ demo: setup
 	$(PY) jobs/synthesize.py --config $(CONFIG)
 	$(PY) jobs/ingest.py --config $(CONFIG)
 	$(PY) jobs/tile.py --config $(CONFIG)
+	$(PY) jobs/train_contrastive.py --config $(CONFIG)
+	$(PY) jobs/probe.py --config $(CONFIG)
 	$(VENV)/bin/cytolake --config $(CONFIG) tables
 
 test: setup
@@ -53,6 +55,7 @@ test: setup
 bench: setup
 	@test -d data/lake/patches || $(MAKE) demo
 	$(PY) benchmarks/tile.py --config $(CONFIG)
+	$(PY) benchmarks/train.py --config $(CONFIG)
 
 clean-data:
 	rm -rf data/

@@ -17,7 +17,11 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def settings(path: str) -> Settings:
-    """The validated config, or exit 2 with a message naming the file and the bad keys."""
+    """The validated config, or exit 2 with a message naming the file and the bad keys.
+
+    Also makes stdout line-buffered, so progress shows as it happens under cron, nohup or a log file.
+    """
+    sys.stdout.reconfigure(line_buffering=True)
     try:
         return load_config(path)
     except ConfigError as e:

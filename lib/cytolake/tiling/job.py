@@ -63,10 +63,10 @@ def run_tile(settings: Settings, spark, brains: list[str] | None = None, log=pri
 
     secs = [s for s in lake.read("sections").to_pylist() if s["status"] == "ok" and (not brains or s["brain_id"] in brains)]
     splits = assign_splits([(s["brain_id"], s["section_id"], bool(s["annotation_uri"])) for s in secs], t)
-    current = {}
-    for r in lake.read("patches", ["brain_id", "section_id", "content_hash", "tiling_hash"]).to_pylist():
-        if not brains or r["brain_id"] in brains:
-            current[(r["brain_id"], r["section_id"])] = (r["content_hash"], r["tiling_hash"])
+    cols = ["brain_id", "section_id", "content_hash", "tiling_hash"]
+    tiled = lake.read("patches", cols).group_by(cols).aggregate([])  # one row per tiled section, computed in Arrow
+    current = {(r["brain_id"], r["section_id"]): (r["content_hash"], r["tiling_hash"]) for r in tiled.to_pylist()
+               if not brains or r["brain_id"] in brains}
     ok_keys = {(s["brain_id"], s["section_id"]) for s in secs}
     todo = [s for s in secs if current.get((s["brain_id"], s["section_id"])) != (s["content_hash"], th)]
     stale_brains = {b for (b, sid) in current if (b, sid) not in ok_keys}
@@ -102,10 +102,10 @@ def run_tile(settings: Settings, spark, brains: list[str] | None = None, log=pri
            .groupBy("patch_id", "area_index").agg(F.sum(F.col("cw") * F.col("probability")).alias("p"))
            .groupBy("patch_id").agg(F.collect_list(F.struct("area_index", "p")).alias("entries")))
     with_pmap = centres.join(vec, "patch_id", "left").withColumn("pmap", _dense_pmap(n_areas))
-    n_blocks = max(1, len({(b, s) for (b, s), n in summary.tiled.items() if n}) * 2)
-    new = with_pmap.repartition(n_blocks, "brain_id", "section_id", "block").mapInArrow(read_patches, schema("patches").spark())
-    keep_keys = [(b, sid) for (b, sid) in ok_keys if b in dirty and current.get((b, sid)) == (
-        next(s["content_hash"] for s in secs if (s["brain_id"], s["section_id"]) == (b, sid)), th)]
+    n_parts = max(1, 2 * sum(1 for n in summary.tiled.values() if n))  # about two block tasks per tiled section
+    new = with_pmap.repartition(n_parts, "brain_id", "section_id", "block").mapInArrow(read_patches, schema("patches").spark())
+    hash_of = {(s["brain_id"], s["section_id"]): s["content_hash"] for s in secs}
+    keep_keys = [k for k in ok_keys if k[0] in dirty and current.get(k) == (hash_of[k], th)]
     old = read_dataframe(spark, lake, "patches").filter(F.col("brain_id").isin(sorted(dirty)))
     if keep_keys:
         keep = spark.createDataFrame(keep_keys, "brain_id string, section_id int")
