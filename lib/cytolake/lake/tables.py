@@ -48,8 +48,8 @@ def _stat_value(v):
     return v
 
 
-def file_stats(table: pa.Table) -> str:
-    """Delta per-file statistics (numRecords, min/max/nullCount of scalar columns) as JSON."""
+def chunk_stats(table: pa.Table) -> dict:
+    """Delta per-file statistics of one chunk: numRecords, and min/max/nullCount of scalar columns."""
     mins, maxs, nulls = {}, {}, {}
     for name, col in zip(table.column_names, table.columns):
         t = col.type
@@ -59,7 +59,7 @@ def file_stats(table: pa.Table) -> str:
         if len(col) > col.null_count and not pa.types.is_boolean(t):
             mm = pa.compute.min_max(col).as_py()
             mins[name], maxs[name] = _stat_value(mm["min"]), _stat_value(mm["max"])
-    return json.dumps({"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls})
+    return {"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls}
 
 
 def partition_dir(partition_by: Sequence[str], values: dict[str, str]) -> str:
@@ -111,7 +111,7 @@ class DataFileWriter:
         f["buf"].append(data)
         f["bytes"] += data.nbytes
         f["rows"] += data.num_rows
-        f["stats"].append(file_stats(data))
+        f["stats"].append(chunk_stats(data))
         if f["bytes"] >= self.row_group_bytes:
             self._flush(f)
 
@@ -133,11 +133,10 @@ class DataFileWriter:
         return out
 
 
-def merge_stats(parts: list[str]) -> str:
-    """Combine the Delta statistics of consecutive chunks of one file."""
-    dicts = [json.loads(p) for p in parts]
-    out = {"numRecords": sum(d["numRecords"] for d in dicts), "minValues": {}, "maxValues": {}, "nullCount": {}}
-    for d in dicts:
+def merge_stats(chunks: list[dict]) -> str:
+    """The Delta statistics JSON of a file from those of its consecutive chunks."""
+    out = {"numRecords": sum(d["numRecords"] for d in chunks), "minValues": {}, "maxValues": {}, "nullCount": {}}
+    for d in chunks:
         for k, v in d["nullCount"].items():
             out["nullCount"][k] = out["nullCount"].get(k, 0) + v
         for k, v in d["minValues"].items():
@@ -145,13 +144,6 @@ def merge_stats(parts: list[str]) -> str:
         for k, v in d["maxValues"].items():
             out["maxValues"][k] = v if k not in out["maxValues"] else max(out["maxValues"][k], v)
     return json.dumps(out)
-
-
-def write_data_files(root: str | Path, ts: TableSchema, data: pa.Table, prefix: str) -> list[DataFile]:
-    """Write an Arrow table as uncommitted data files of the table at `root`."""
-    w = DataFileWriter(root, ts, prefix)
-    w.write(data)
-    return w.close()
 
 
 def remove_uncommitted(root: str | Path, prefix: str) -> int:
@@ -249,26 +241,19 @@ class Lake:
         self, name: str, data: pa.Table, mode: WriteMode, partitions: dict[str, Sequence[str]] | None = None
     ) -> int | None:
         """Write an Arrow table from this process in one commit (for tables built on the driver)."""
-        ts = schema(name)
-        self.ensure(name)
-        prefix = f"part-{uuid.uuid4().hex[:8]}"
-        files = write_data_files(self.path(name), ts, data, prefix) if data.num_rows else []
-        try:
-            return self.commit(name, files, mode, partitions)
-        except BaseException:
-            remove_uncommitted(self.path(name), prefix)
-            raise
+        return self.write_batches(name, [data], mode, partitions)
 
-    def write_batches(self, name: str, batches: Iterable[pa.Table], mode: Literal["append", "overwrite"]) -> int | None:
-        """Write a stream of Arrow tables (too big to hold at once) as files of one commit."""
-        ts = schema(name)
-        self.ensure(name)
+    def write_batches(self, name: str, batches: Iterable[pa.Table], mode: WriteMode,
+                      partitions: dict[str, Sequence[str]] | None = None) -> int | None:
+        """Write a stream of Arrow tables (too big to hold at once) as the files of one commit; a failure
+        removes the files written so far and leaves the table as it was."""
         prefix = f"part-{uuid.uuid4().hex[:8]}"
+        self.ensure(name)
         try:
-            w = DataFileWriter(self.path(name), ts, prefix)
+            w = DataFileWriter(self.path(name), schema(name), prefix)
             for b in batches:
                 w.write(b)
-            return self.commit(name, w.close(), mode)
+            return self.commit(name, w.close(), mode, partitions)
         except BaseException:
             remove_uncommitted(self.path(name), prefix)
             raise
