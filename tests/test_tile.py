@@ -149,3 +149,16 @@ def test_splits_are_stratified_by_annotation_and_deterministic(cfg):
     assert s[("B09", 1)] == "transfer"
     assert Counter(v for (b, i), v in s.items() if b == "B01" and i % 2 == 0) == {"train": 6, "test": 2}
     assert Counter(v for (b, i), v in s.items() if b == "B01" and i % 2 == 1) == {"train": 6, "test": 2}
+
+
+def test_changed_split_config_retiles_only_the_sections_whose_split_changed(tiled, spark):
+    cfg, _ = tiled
+    before = {(r["brain_id"], r["section_id"]): r["split"] for r in patches(cfg)}
+    assert {v for (b, _), v in before.items() if b == "B02"} == {"transfer"}
+    moved = cfg.model_copy(update={"tiling": cfg.tiling.model_copy(update={"transfer_brains": ("B01",)})})
+    s = run_tile(moved, spark, log=lambda *a: None)
+    after = {(r["brain_id"], r["section_id"]): r["split"] for r in patches(cfg)}
+    assert {v for (b, _), v in after.items() if b == "B01"} == {"transfer"}
+    assert {v for (b, _), v in after.items() if b == "B02"} <= {"train", "test"}
+    assert set(s.tiled) == set(before)  # every section's split changed here
+    assert run_tile(moved, spark, log=lambda *a: None).version is None  # and now it is current

@@ -63,12 +63,15 @@ def run_tile(settings: Settings, spark, brains: list[str] | None = None, log=pri
 
     secs = [s for s in lake.read("sections").to_pylist() if s["status"] == "ok" and (not brains or s["brain_id"] in brains)]
     splits = assign_splits([(s["brain_id"], s["section_id"], bool(s["annotation_uri"])) for s in secs], t)
-    cols = ["brain_id", "section_id", "content_hash", "tiling_hash"]
+    # A section is current when its patches were cut from this image, with this geometry, into its split.
+    cols = ["brain_id", "section_id", "content_hash", "tiling_hash", "split"]
     tiled = lake.read("patches", cols).group_by(cols).aggregate([])  # one row per tiled section, computed in Arrow
-    current = {(r["brain_id"], r["section_id"]): (r["content_hash"], r["tiling_hash"]) for r in tiled.to_pylist()
-               if not brains or r["brain_id"] in brains}
-    ok_keys = {(s["brain_id"], s["section_id"]) for s in secs}
-    todo = [s for s in secs if current.get((s["brain_id"], s["section_id"])) != (s["content_hash"], th)]
+    current = {(r["brain_id"], r["section_id"]): (r["content_hash"], r["tiling_hash"], r["split"])
+               for r in tiled.to_pylist() if not brains or r["brain_id"] in brains}
+    wanted = {(s["brain_id"], s["section_id"]): (s["content_hash"], th, splits[(s["brain_id"], s["section_id"])])
+              for s in secs}
+    ok_keys = set(wanted)
+    todo = [s for s in secs if current.get((s["brain_id"], s["section_id"])) != wanted[(s["brain_id"], s["section_id"])]]
     stale_brains = {b for (b, sid) in current if (b, sid) not in ok_keys}
     log(f"tile: {len(secs)} ok sections, {len(todo)} to tile, geometry {t.patch_px} px at {t.spacing_um:g} um/px")
     if not todo and not stale_brains:
@@ -104,8 +107,7 @@ def run_tile(settings: Settings, spark, brains: list[str] | None = None, log=pri
     with_pmap = centres.join(vec, "patch_id", "left").withColumn("pmap", _dense_pmap(n_areas))
     n_parts = max(1, 2 * sum(1 for n in summary.tiled.values() if n))  # about two block tasks per tiled section
     new = with_pmap.repartition(n_parts, "brain_id", "section_id", "block").mapInArrow(read_patches, schema("patches").spark())
-    hash_of = {(s["brain_id"], s["section_id"]): s["content_hash"] for s in secs}
-    keep_keys = [k for k in ok_keys if k[0] in dirty and current.get(k) == (hash_of[k], th)]
+    keep_keys = [k for k in ok_keys if k[0] in dirty and current.get(k) == wanted[k]]
     old = read_dataframe(spark, lake, "patches").filter(F.col("brain_id").isin(sorted(dirty)))
     if keep_keys:
         keep = spark.createDataFrame(keep_keys, "brain_id string, section_id int")
