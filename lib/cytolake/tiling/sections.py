@@ -14,14 +14,24 @@ from cytolake.tiling.mask import mask_level, section_mask
 
 def _labels(annotation_uri: str | None, xs: np.ndarray, ys: np.ndarray, width: int,
             area_index_of: dict[int, int]) -> list[int | None]:
-    """Area index at each centre from the label image (atlas volume id + 1; 0 = unlabelled); None where unknown."""
+    """Area index at each centre from the label image (atlas volume id + 1; 0 = unlabelled); None where unknown.
+
+    Only the label image's chunks under the centres are read (a label image of a whole section can be GBs).
+    """
     if not annotation_uri:
         return [None] * len(xs)
-    ann = tifffile.imread(annotation_uri)
-    scale = width / ann.shape[1]
-    r = np.minimum((ys / scale).astype(int), ann.shape[0] - 1)
-    c = np.minimum((xs / scale).astype(int), ann.shape[1] - 1)
-    return [area_index_of.get(int(v) - 1) if v > 0 else None for v in ann[r, c]]
+    import zarr
+
+    store = tifffile.imread(annotation_uri, aszarr=True, level=0)
+    try:
+        ann = zarr.open(store, mode="r")
+        scale = width / ann.shape[1]
+        r = np.minimum((ys / scale).astype(int), ann.shape[0] - 1)
+        c = np.minimum((xs / scale).astype(int), ann.shape[1] - 1)
+        values = ann.get_coordinate_selection((r, c))
+    finally:
+        store.close()
+    return [area_index_of.get(int(v) - 1) if v > 0 else None for v in values]
 
 
 def section_centres(sec: dict, t: TilingSettings, split: str, inv_affine: np.ndarray,
