@@ -28,9 +28,10 @@ import pyarrow.parquet as pq
 
 from cytolake.config import Paths, load_config
 from cytolake.io.images import LevelReader, read_info, write_pyramid_tiff
+from cytolake.io.manifest import write_manifest
 from cytolake.lake import Lake
 from cytolake.lake.spark import spark_session
-from cytolake.tiling.geometry import patch_geometry
+from cytolake.tiling.geometry import patch_geometry, window_origin
 from cytolake.tiling.job import run_tile
 
 
@@ -45,11 +46,10 @@ def baseline_read(lake: Lake, tiling) -> tuple[float, int, int]:
     for key, rs in by_section.items():
         s = secs[key]
         g = patch_geometry(tiling, s["spacing_um"], s["levels"])
-        f = 2**g.level
         with LevelReader(s["image_uri"], g.level) as lr:
             for r in rs:
-                w = lr.window(int(r["y"] / f - g.window_px / 2), int(r["x"] / f - g.window_px / 2), g.window_px, g.window_px)
-                nbytes += w.size
+                top, left = window_origin(r["x"], r["y"], g.level, g.window_px)
+                nbytes += lr.window(int(top), int(left), g.window_px, g.window_px).size
     return time.perf_counter() - t0, len(rows), nbytes
 
 
@@ -89,8 +89,8 @@ def large_section(cfg, landing: Path, px: int) -> None:
     d.mkdir(parents=True)
     write_pyramid_tiff(d / "section_0001.tif", img, sp, tile=256, min_px=256)
     a = [sp / 1000, 0, 0, -70.0, 0, 0, 0.02, -20.0, 0, -sp / 1000, 0, 70.0, 0, 0, 0, 1]
-    cols = ["brain_id", "section_id", "image_path", "spacing_um", *[f"a{i}{j}" for i in range(4) for j in range(4)]]
-    (landing / "L01" / "manifest.csv").write_text(",".join(cols) + "\n" + ",".join(map(str, ["L01", 1, "images/section_0001.tif", sp, *a])) + "\n")
+    write_manifest(landing / "L01" / "manifest.csv", [{"brain_id": "L01", "section_id": 1, "spacing_um": sp,
+                                                       "image_path": "images/section_0001.tif", "transform": a}])
 
 
 def storage(lake: Lake, n: int = 3000) -> dict:

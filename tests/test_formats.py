@@ -11,6 +11,7 @@ import tifffile
 
 from cytolake.ingest.job import run_ingest
 from cytolake.io.images import LevelReader, read_info, to_gray, write_ome_zarr
+from cytolake.io.manifest import write_manifest
 from cytolake.lake import Lake
 from cytolake.tiling.geometry import patch_geometry
 from cytolake.tiling.job import run_tile
@@ -60,10 +61,8 @@ def test_real_aperio_svs_is_ingested_and_tiled_as_luma(cfg, spark, landing):
     shutil.copy(svs, d / "cmu.svs")
     sp = 0.499
     affine = [sp / 1000, 0, 0, -45.0, 0, 0, 0.02, -20.0, 0, -sp / 1000, 0, 55.0, 0, 0, 0, 1]
-    with open(landing / "S01" / "manifest.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["brain_id", "section_id", "image_path", "spacing_um", *[f"a{i}{j}" for i in range(4) for j in range(4)]])
-        w.writerow(["S01", 1, "images/cmu.svs", sp, *affine])
+    write_manifest(landing / "S01" / "manifest.csv",
+                   [{"brain_id": "S01", "section_id": 1, "image_path": "images/cmu.svs", "spacing_um": sp, "transform": affine}])
     run_ingest(cfg, spark, brains=["S01"], **QUIET)
     sec = Lake(cfg.paths.lake).read("sections").to_pylist()[0]
     assert sec["status"] == "ok", sec["error"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,23 @@ class Entry:
     annotation: Path | None
     error: str | None = None
     raw_image_path: str = ""
+
+
+def write_manifest(path: Path, sections: list[dict]) -> None:
+    """Write a manifest CSV (the format `read_manifest` reads), atomically: under a temporary name, then renamed,
+    so a reader never sees a half-written manifest. Each section: brain_id, section_id, image_path,
+    spacing_um, transform (16 numbers or a 4x4 array, row-major) and optionally annotation_path."""
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([*REQUIRED, "annotation_path"])
+        for sec in sorted(sections, key=lambda x: int(x["section_id"])):
+            affine = [float(v) for v in (sec["transform"].ravel() if hasattr(sec["transform"], "ravel") else sec["transform"])]
+            if len(affine) != 16:
+                raise ValueError(f"section {sec['section_id']}: transform needs 16 numbers, got {len(affine)}")
+            w.writerow([sec["brain_id"], sec["section_id"], sec["image_path"], sec["spacing_um"],
+                        *(f"{v:.10g}" for v in affine), sec.get("annotation_path") or ""])
+    os.replace(tmp, path)
 
 
 def find_manifest(brain_dir: Path) -> Path | None:

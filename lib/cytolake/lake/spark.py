@@ -87,15 +87,13 @@ def write_dataframe(
     file list and commits it. If any task fails the job raises before the commit: the table stays at
     its previous version, and the job's uncommitted files are removed.
     """
-    from pyspark.sql.types import StructType
+    from pyspark.sql.pandas.types import from_arrow_schema
 
     ts = schema(table)
     lake.ensure(table)
     root = str(lake.path(table))
     prefix = f"part-{uuid.uuid4().hex[:12]}"
-    out_schema = StructType.fromJson({"type": "struct", "fields": [
-        {"name": n, "type": "string" if t == pa.string() else "long", "nullable": False, "metadata": {}}
-        for n, t in _FILE_FIELDS]})
+    out_schema = from_arrow_schema(pa.schema(_FILE_FIELDS))
     try:
         rows = conform(df, table).mapInArrow(_file_writer_task(root, ts.name, prefix), out_schema).collect()
         files = [DataFile(r["path"], r["size"], r["num_records"], json.loads(r["partition_values"]), r["stats"])

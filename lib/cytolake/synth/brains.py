@@ -9,10 +9,8 @@ good but not perfect, as with real brains.
 
 from __future__ import annotations
 
-import csv
 import json
 import multiprocessing as mp
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +21,9 @@ from scipy.ndimage import distance_transform_edt, map_coordinates
 from cytolake.atlas.pmaps import Atlas
 from cytolake.config import SynthSettings
 from cytolake.io.images import write_pyramid_tiff
+from cytolake.io.manifest import write_manifest
 from cytolake.synth.texture import GENERIC, area_profile, profile_tables, render_cells
 
-MANIFEST_AFFINE_COLUMNS = [f"a{r}{c}" for r in range(4) for c in range(4)]
 ANATOMY_STEP_UM = 200.0  # anatomy (tissue class, depth, area) is computed on this grid and upsampled
 
 
@@ -234,17 +232,8 @@ def synthesize_brain(brain_index: int, s: SynthSettings, atlas: Atlas, support, 
         _WORK.clear()
     parc = np.where(model.labels.data >= 0, np.asarray([a.area_id for a in atlas.areas])[np.maximum(model.labels.data, 0)] + 1, 0)
     nib.save(nib.Nifti1Image(parc.astype(np.int16), atlas.affine), out / "truth" / "parcellation.nii.gz")
-    _write_manifest(out, brain_id, s, jobs)
+    write_manifest(out / "manifest.csv", [
+        {"brain_id": brain_id, "section_id": j["section_id"], "image_path": j["image_path"], "spacing_um": s.spacing_um,
+         "transform": j["affine"], "annotation_path": j["annotation_path"]} for j in jobs])
     stamp.write_text(fp)
     return brain_id, True
-
-
-def _write_manifest(out: Path, brain_id: str, s: SynthSettings, jobs: list[dict]) -> None:
-    tmp = out / "manifest.csv.part"
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["brain_id", "section_id", "image_path", "spacing_um", *MANIFEST_AFFINE_COLUMNS, "annotation_path"])
-        for j in sorted(jobs, key=lambda j: j["section_id"]):
-            w.writerow([brain_id, j["section_id"], j["image_path"], s.spacing_um,
-                        *(f"{v:.10g}" for v in j["affine"].ravel()), j["annotation_path"]])
-    os.replace(tmp, out / "manifest.csv")

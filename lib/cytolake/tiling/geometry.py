@@ -30,6 +30,16 @@ def patch_geometry(t: TilingSettings, spacing_um: float, levels: int) -> PatchGe
     return PatchGeometry(level, ls, window, t.patch_px, t.spacing_um)
 
 
+def window_origin(x, y, level: int, window_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, col), at pyramid `level`, of the top-left pixel of the window_px window around level-0 centre (x, y).
+
+    Scalars or numpy arrays. Tiling and every measurement of it use this one rule.
+    """
+    f = 2**level
+    return (np.floor(np.asarray(y) / f - window_px / 2).astype(np.int64),
+            np.floor(np.asarray(x) / f - window_px / 2).astype(np.int64))
+
+
 def tiling_hash(t: TilingSettings) -> str:
     """Fingerprint of everything that decides which patches a section gets and what they hold."""
     key = f"{t.patch_px}/{t.spacing_um}/{t.stride_um}/{t.mask_spacing_um}/{t.mask_threshold}"

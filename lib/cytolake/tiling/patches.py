@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from cytolake.io.images import LevelReader
 from cytolake.schemas import schema
+from cytolake.tiling.geometry import window_origin
 
 
 def resample(window: np.ndarray, size: int) -> np.ndarray:
@@ -28,17 +29,12 @@ def cut_block(rows: list[dict]) -> list[dict]:
     """Patch rows (with image bytes) for the centres of one block of one section, read in one window."""
     first = rows[0]
     level, win = first["level"], first["window_px"]
-    f = 2**level
-    cx = np.array([r["x"] for r in rows]) / f
-    cy = np.array([r["y"] for r in rows]) / f
-    half = win / 2
-    r0, c0 = int(np.floor(cy.min() - half)), int(np.floor(cx.min() - half))
-    r1, c1 = int(np.ceil(cy.max() + half)) + 1, int(np.ceil(cx.max() + half)) + 1
+    tops, lefts = window_origin(np.array([r["x"] for r in rows]), np.array([r["y"] for r in rows]), level, win)
+    r0, c0 = int(tops.min()), int(lefts.min())
     with LevelReader(first["image_uri"], level) as reader:
-        block = reader.window(r0, c0, r1 - r0, c1 - c0)
+        block = reader.window(r0, c0, int(tops.max()) + win - r0, int(lefts.max()) + win - c0)
     out = []
-    for r, x, y in zip(rows, cx, cy):
-        top, left = int(np.floor(y - half)) - r0, int(np.floor(x - half)) - c0
+    for r, top, left in zip(rows, (tops - r0).tolist(), (lefts - c0).tolist()):
         patch = resample(block[top:top + win, left:left + win], r["height"])
         out.append({**r, "image": np.ascontiguousarray(patch).tobytes()})
     return out
