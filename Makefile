@@ -41,13 +41,19 @@ $(HVD_STAMP): $(STAMP)
 	  $(HVD_ENV) $(PY) -m pip install --quiet --no-build-isolation horovod==0.28.1; }
 	@touch $(HVD_STAMP)
 
+MODELS ?= contrastive-pmap-v1 supervised-v1 random-init
+
+# The whole pipeline on the embedded default; ends with the evaluation report's path and table.
 demo: setup
 	$(PY) jobs/synthesize.py --config $(CONFIG)
 	$(PY) jobs/ingest.py --config $(CONFIG)
 	$(PY) jobs/tile.py --config $(CONFIG)
 	$(PY) jobs/train_contrastive.py --config $(CONFIG)
-	$(PY) jobs/probe.py --config $(CONFIG)
+	$(PY) jobs/train_contrastive.py --config $(CONFIG) --objective supervised --model-version supervised-v1
+	for m in $(MODELS); do $(PY) jobs/embed.py --config $(CONFIG) --model $$m || exit 1; done
+	for m in $(MODELS); do $(PY) jobs/build_graph.py --config $(CONFIG) --model $$m || exit 1; done
 	$(VENV)/bin/cytolake --config $(CONFIG) tables
+	$(PY) jobs/evaluate.py --config $(CONFIG) --models $(MODELS)
 
 test: setup
 	$(PY) -m pytest tests

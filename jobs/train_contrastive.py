@@ -1,8 +1,11 @@
-"""Train the ResNet-50 encoder with the pmap-weighted contrastive loss on the `patches` table.
+"""Train the ResNet-50 encoder with the pmap-weighted contrastive loss on the `patches` table, or (with
+--objective supervised) the same architecture with cross-entropy on the labelled patches: the baseline.
 
     python jobs/train_contrastive.py --config conf/local.yaml                  # one process
     torchrun --nproc_per_node=N jobs/train_contrastive.py --config ...          # torch.distributed (gloo / nccl)
     horovodrun -np N python jobs/train_contrastive.py --config ...              # Horovod
+
+    python jobs/train_contrastive.py --objective supervised --model-version supervised-v1
 
 Resumes from paths.models/<model_version>/checkpoint.pt when one exists.
 """
@@ -15,10 +18,13 @@ from cytolake.train.trainer import run_train_contrastive
 def main() -> int:
     p = parser(__doc__)
     p.add_argument("--max-steps", type=int, help="stop after this many steps (overrides train.max_steps)")
+    p.add_argument("--objective", choices=["contrastive", "supervised"], help="overrides train.objective")
+    p.add_argument("--model-version", help="overrides train.model_version (the folder under paths.models)")
     a = p.parse_args()
     cfg = settings(a.config)
-    if a.max_steps is not None:
-        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"max_steps": a.max_steps})})
+    overrides = {k: v for k, v in {"max_steps": a.max_steps, "objective": a.objective,
+                                   "model_version": a.model_version}.items() if v is not None}
+    cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update=overrides)})
     dist = detect()
     try:
         run_train_contrastive(cfg, dist, log=print if dist.rank == 0 else (lambda *x: None))

@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from cytolake.lake import Lake
 from cytolake.lake.spark import read_dataframe, write_dataframe
+from cytolake.schemas import schema
 
 
 def features_df(spark, n=120, parts=7, brains=("B01", "B02", "B03")):
@@ -17,6 +18,7 @@ def features_df(spark, n=120, parts=7, brains=("B01", "B02", "B03")):
         F.format_string("p%05d", "id").alias("patch_id"),
         F.lit("m1").alias("model_version"),
         F.element_at(F.array(*[F.lit(b) for b in brains]), (F.col("id") % len(brains) + 1).cast("int")).alias("brain_id"),
+        F.lit("c").alias("content_hash"), F.lit("t").alias("tiling_hash"),
         F.array(F.col("id").cast("float"), F.lit(0.5)).alias("embedding"),
     )
 
@@ -69,13 +71,19 @@ def test_task_failure_mid_write_leaves_table_and_folder_as_they_were(spark, tmp_
 def test_replace_partitions_touches_only_those_brains(spark, tmp_path):
     lake = Lake(tmp_path / "lake")
     write_dataframe(lake, "features", features_df(spark), "append")
-    files_b02 = {f for f in parquet_files(lake.path("features")) if f.startswith("brain_id=B02/")}
-    new = features_df(spark, n=9, parts=3, brains=("B01",)).withColumn("model_version", F.lit("m2"))
-    v = write_dataframe(lake, "features", new, "replace_partitions", {"brain_id": ["B01"]})
+    write_dataframe(lake, "features", features_df(spark, n=6, brains=("B01",)).withColumn("model_version", F.lit("m2")),
+                    "append")
+    untouched = {f for f in parquet_files(lake.path("features"))
+                 if f.startswith(("model_version=m1/brain_id=B02/", "model_version=m2/brain_id=B01/"))}
+    assert len(untouched) >= 2
+    new = features_df(spark, n=9, parts=3, brains=("B01",)).withColumn("content_hash", F.lit("c2"))
+    v = write_dataframe(lake, "features", new, "replace_partitions", {"model_version": ["m1"], "brain_id": ["B01"]})
     t = lake.read("features").to_pandas()
-    assert sorted(t.groupby("brain_id").size().items()) == [("B01", 9), ("B02", 40), ("B03", 40)]
-    assert set(t[t.brain_id == "B01"].model_version) == {"m2"}
-    assert {f for f in committed_files(lake, "features") if f.startswith("brain_id=B02/")} == files_b02
+    m1 = t[t.model_version == "m1"]
+    assert sorted(m1.groupby("brain_id").size().items()) == [("B01", 9), ("B02", 40), ("B03", 40)]
+    assert set(m1[m1.brain_id == "B01"].content_hash) == {"c2"}
+    assert len(t[t.model_version == "m2"]) == 6
+    assert untouched <= committed_files(lake, "features")
     assert lake.version("features") == v
 
 
@@ -90,7 +98,7 @@ def test_spark_read_matches_independent_readers(spark, tmp_path):
     duck.register("f", arrow)
     duck_counts = dict(duck.sql("select brain_id, count(*) from f group by 1").fetchall())
     assert spark_counts == duck_counts == {"B01": 84, "B02": 83, "B03": 83, "B09": 7}
-    assert df.schema.names == ["patch_id", "model_version", "brain_id", "embedding"]
+    assert df.schema.names == schema("features").names
     row = df.filter("patch_id = 'p00005'").collect()[0]
     assert row["brain_id"] == "B03" and list(row["embedding"]) == [5.0, 0.5]
 

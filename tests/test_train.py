@@ -90,3 +90,13 @@ def test_probe_scores_features_on_held_out_sections_and_the_transfer_brain(tiled
     assert r["classes"] >= 5 and r["train_samples"] > 50
     for k in ("linear_test_macro_f1", "knn_test_macro_f1", "linear_transfer_macro_f1", "knn_transfer_macro_f1"):
         assert 0.0 <= r[k] <= 1.0
+
+
+def test_supervised_objective_trains_the_same_encoder_on_labelled_patches(tiled):
+    cfg = with_train(tiled, model_version="sup", objective="supervised", max_steps=4, lr=0.01)
+    out = run_train_contrastive(cfg, Single(), log=lambda *a: None)
+    l = losses(out)
+    assert sorted(l) == [1, 2, 3, 4] and all(v == v and v > 0 for v in l.values())
+    assert l[1] > 1.0  # cross-entropy over ~100 areas starts near log(100), not near the contrastive loss
+    enc = load_encoder(out)
+    assert enc.features(torch.zeros(2, 1, 16, 16)).shape == (2, 2048)

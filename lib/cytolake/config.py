@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -128,9 +128,57 @@ class TrainSettings(Strict):
     shuffle_buffer: Annotated[int, Field(ge=1)] = 2048
     workers: Annotated[int, Field(ge=0)] = 2
     augment: bool = True
+    # contrastive: the pmap-weighted loss on every patch; supervised: cross-entropy on the labelled patches
+    # (the seed's supervised baseline, same architecture)
+    objective: Literal["contrastive", "supervised"] = "contrastive"
     checkpoint_every: Annotated[int, Field(ge=1)] = 50
     bf16: bool = True  # on GPU only
     seed: int = 0
+
+
+class EmbedSettings(Strict):
+    """Batch inference of an encoder over `patches` (`jobs/embed.py`)."""
+
+    batch_size: Annotated[int, Field(ge=1)] = 256
+    threads_per_task: Annotated[int, Field(ge=1)] = 1  # torch CPU threads in each Spark task (cores / tasks)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the executor's GPU when it has one
+
+
+class GraphSettings(Strict):
+    """Per-brain surface graphs (`jobs/build_graph.py`)."""
+
+    voxel_mm: Annotated[float, Field(gt=0)] = 1.0  # grid of the 3D reconstruction
+    fill_mm: Annotated[float, Field(ge=0)] = 2.0  # closing radius that makes the cortex ribbon a solid
+    smoothing_iterations: Annotated[int, Field(ge=0)] = 10  # Taubin smoothing of the marching-cubes mesh
+    vertex_spacing_mm: Annotated[float, Field(gt=0)] = 2.0  # node density: the mesh is decimated to about this
+    max_node_distance_mm: Annotated[float, Field(gt=0)] = 4.0  # vertex -> nearest in-mask image location
+    max_patch_distance_mm: Annotated[float, Field(gt=0)] = 1.0  # image location -> nearest patch (its features)
+
+
+class GnnSettings(Strict):
+    """The graph attention network (`jobs/train_gnn.py`)."""
+
+    hidden: Annotated[int, Field(ge=1)] = 32  # per head
+    heads: Annotated[int, Field(ge=1)] = 4
+    layers: Annotated[int, Field(ge=1)] = 3
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.3
+    lr: Annotated[float, Field(gt=0)] = 5e-3
+    weight_decay: Annotated[float, Field(ge=0)] = 5e-4
+    epochs: Annotated[int, Field(ge=1)] = 100
+    patience: Annotated[int, Field(ge=1)] = 20  # epochs without a better validation macro-F1
+    validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2  # of the train split's annotated sections
+    full_graph_max_nodes: Annotated[int, Field(ge=1)] = 500_000  # above: neighbour-sampled mini-batches
+    batch_nodes: Annotated[int, Field(ge=1)] = 4096  # seed nodes per mini-batch when sampling
+    neighbours: tuple[int, ...] = (15, 10, 5)  # sampled per layer
+    seed: int = 0
+
+
+class EvaluateSettings(Strict):
+    """The seed's comparison (`jobs/evaluate.py`): feature sources and clustering."""
+
+    models: tuple[str, ...] = ("contrastive-pmap-v1", "supervised-v1", "random-init")
+    clusters: tuple[int, ...] = (10, 20, 40, 80)  # k of the data-driven parcellation
+    embedding_plot_points: Annotated[int, Field(ge=10)] = 3000
 
 
 class Settings(Strict):
@@ -141,6 +189,10 @@ class Settings(Strict):
     ingest: IngestSettings = IngestSettings()
     tiling: TilingSettings = TilingSettings()
     train: TrainSettings = TrainSettings()
+    embed: EmbedSettings = EmbedSettings()
+    graph: GraphSettings = GraphSettings()
+    gnn: GnnSettings = GnnSettings()
+    evaluate: EvaluateSettings = EvaluateSettings()
     source: Path | None = None  # the file these settings came from (set by load_config)
 
 

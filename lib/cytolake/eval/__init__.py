@@ -1,1 +1,1 @@
-"""Evaluation: probes of learned features, and (later) the seed's comparison table."""
+"""Evaluation: probes of learned features, the seed's comparison table, clustering, and the report."""

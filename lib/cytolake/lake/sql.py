@@ -6,19 +6,40 @@ import duckdb
 import pyarrow as pa
 
 from cytolake.lake.tables import Lake
-from cytolake.schemas import table_names
+from cytolake.schemas import schema, table_names
 
 
 class ReadOnlyError(ValueError):
     """A statement that would change something was refused."""
 
 
+def _quote(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
 def connect(lake: Lake) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with a view per existing lake table and no file-system access."""
+    """A DuckDB connection with a view per existing lake table over its current snapshot's files, and no
+    file-system access outside the lake folder.
+
+    The views read Parquet with DuckDB's own reader: registering pyarrow datasets instead breaks every
+    string filter (DuckDB 2.0 pushes string_view literals that pyarrow cannot compare).
+    """
     con = duckdb.connect()
     for name in table_names():
-        if lake.exists(name):
-            con.register(name, lake.table(name).to_pyarrow_dataset())
+        if not lake.exists(name):
+            continue
+        ts = schema(name)
+        files = lake.table(name).file_uris()
+        if not files:
+            con.register(f"_empty_{name}", ts.empty())
+            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "_empty_{name}"')
+            continue
+        cols = ", ".join(f'"{c}"' for c in ts.names)
+        listing = ", ".join(_quote(f.removeprefix("file://")) for f in files)
+        hive = "true" if ts.partition_by else "false"
+        con.execute(f'CREATE VIEW "{name}" AS SELECT {cols} FROM read_parquet([{listing}], '
+                    f"hive_partitioning = {hive}, union_by_name = true)")
+    con.execute(f"SET allowed_directories = [{_quote(str(lake.root))}]")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con

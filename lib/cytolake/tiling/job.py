@@ -15,6 +15,7 @@ from pyspark import StorageLevel
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DoubleType, IntegerType, LongType, StringType, StructField, StructType
 
+from cytolake.atlas.join import with_pmap
 from cytolake.atlas.pmaps import Atlas
 from cytolake.config import Settings
 from cytolake.lake import Lake
@@ -40,13 +41,6 @@ class TileSummary:
 def _centre_schema() -> StructType:
     base = [f for f in schema("patches").spark().fields if f.name not in ("pmap", "image")]
     return StructType(base + [StructField(n, t) for n, t in _EXTRA])
-
-
-def _dense_pmap(n_areas: int):
-    entries = F.map_from_entries(F.col("entries"))
-    return F.when(F.col("entries").isNull(), F.array_repeat(F.lit(0.0).cast("float"), n_areas)).otherwise(
-        F.transform(F.sequence(F.lit(0), F.lit(n_areas - 1)),
-                    lambda i: F.coalesce(F.element_at(entries, i), F.lit(0.0)).cast("float")))
 
 
 def run_tile(settings: Settings, spark, brains: list[str] | None = None, log=print) -> TileSummary:
@@ -97,16 +91,9 @@ def run_tile(settings: Settings, spark, brains: list[str] | None = None, log=pri
         stage_a.unpersist()
         return summary
     centres = spark.createDataFrame(stage_a.flatMap(lambda r: r[2]), _centre_schema()).filter(F.col("brain_id").isin(sorted(dirty)))
-    corners = centres.select("patch_id", F.inline(F.arrays_zip("ci", "cj", "ck", "cw")))
-    pm = read_dataframe(spark, lake, "pmaps").select(
-        F.col("voxel_i").cast("long").alias("ci"), F.col("voxel_j").cast("long").alias("cj"),
-        F.col("voxel_k").cast("long").alias("ck"), "area_index", "probability")
-    vec = (corners.join(pm, ["ci", "cj", "ck"])
-           .groupBy("patch_id", "area_index").agg(F.sum(F.col("cw") * F.col("probability")).alias("p"))
-           .groupBy("patch_id").agg(F.collect_list(F.struct("area_index", "p")).alias("entries")))
-    with_pmap = centres.join(vec, "patch_id", "left").withColumn("pmap", _dense_pmap(n_areas))
+    pmapped = with_pmap(spark, lake, centres, ["patch_id"], n_areas)
     n_parts = max(1, 2 * sum(1 for n in summary.tiled.values() if n))  # about two block tasks per tiled section
-    new = with_pmap.repartition(n_parts, "brain_id", "section_id", "block").mapInArrow(read_patches, schema("patches").spark())
+    new = pmapped.repartition(n_parts, "brain_id", "section_id", "block").mapInArrow(read_patches, schema("patches").spark())
     keep_keys = [k for k in ok_keys if k[0] in dirty and current.get(k) == wanted[k]]
     old = read_dataframe(spark, lake, "patches").filter(F.col("brain_id").isin(sorted(dirty)))
     if keep_keys:

@@ -35,3 +35,11 @@ def section_mask(path: str, level: int, level_spacing_um: float, threshold: int 
     with LevelReader(path, level) as r:
         low = r.window(0, 0, *r.shape)
     return cortex_mask(low, level_spacing_um, threshold)
+
+
+def section_cortex_mask(uri: str, spacing_um: float, level_shapes: tuple[tuple[int, int], ...], mask_spacing_um: float,
+                        threshold: int | None) -> tuple[np.ndarray, float]:
+    """The section's cortex mask as tiling computes it, and its scale (level-0 pixels per mask pixel)."""
+    ml = mask_level(level_shapes, spacing_um, mask_spacing_um)
+    mask = section_mask(uri, ml, spacing_um * 2**ml, threshold)
+    return mask, level_shapes[0][1] / level_shapes[ml][1]

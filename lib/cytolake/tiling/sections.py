@@ -9,10 +9,10 @@ import tifffile
 from cytolake.config import TilingSettings
 from cytolake.io.images import ImageError, read_info
 from cytolake.tiling.geometry import grid_centres, patch_geometry, patch_id, trilinear_corners
-from cytolake.tiling.mask import mask_level, section_mask
+from cytolake.tiling.mask import section_cortex_mask
 
 
-def _labels(annotation_uri: str | None, xs: np.ndarray, ys: np.ndarray, width: int,
+def labels_at(annotation_uri: str | None, xs: np.ndarray, ys: np.ndarray, width: int,
             area_index_of: dict[int, int]) -> list[int | None]:
     """Area index at each centre from the label image (atlas volume id + 1; 0 = unlabelled); None where unknown.
 
@@ -42,16 +42,14 @@ def section_centres(sec: dict, t: TilingSettings, split: str, inv_affine: np.nda
         info = read_info(uri)
         sp = sec["spacing_um"]
         g = patch_geometry(t, sp, info.levels)
-        ml = mask_level(info.level_shapes, sp, t.mask_spacing_um)
-        mask = section_mask(uri, ml, sp * 2**ml, t.mask_threshold)
-        scale = info.width / info.level_shapes[ml][1]
+        mask, scale = section_cortex_mask(uri, sp, info.level_shapes, t.mask_spacing_um, t.mask_threshold)
         xy = grid_centres(mask, scale, t.stride_um / sp, info.width, info.height)
         if not len(xy):
             return [], None
         a = np.asarray(sec["transform"], float).reshape(4, 4)
         xyz = (np.c_[xy, np.zeros(len(xy)), np.ones(len(xy))] @ a.T)[:, :3]
         idx, w = trilinear_corners(xyz, inv_affine)
-        labels = _labels(sec["annotation_uri"], xy[:, 0], xy[:, 1], info.width, area_index_of)
+        labels = labels_at(sec["annotation_uri"], xy[:, 0], xy[:, 1], info.width, area_index_of)
     except (ImageError, OSError, ValueError) as e:
         return [], f"tiling: {e}"
     block = t.block_px

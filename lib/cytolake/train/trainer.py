@@ -1,5 +1,9 @@
-"""The contrastive training loop: one step function shared by every launcher, checkpoints with exact
-resume (model, optimiser, schedule, step; the reader restarts at the same batch), metrics on rank 0."""
+"""The encoder training loop: one step function per objective shared by every launcher, checkpoints with
+exact resume (model, optimiser, schedule, step; the reader restarts at the same batch), metrics on rank 0.
+
+Objectives: `contrastive` (the seed's pmap-weighted loss on every patch) and `supervised` (cross-entropy
+on the labelled patches through a linear classifier, the seed's supervised baseline). The saved encoder
+has the same architecture either way; the random-initialised baseline is `RANDOM_INIT`."""
 
 from __future__ import annotations
 
@@ -11,18 +15,47 @@ import time
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from cytolake.config import Settings, TrainSettings
 from cytolake.lake import Lake
 from cytolake.train.augment import Augment
 from cytolake.train.loss import anchor_losses
-from cytolake.train.model import Encoder, to_input
+from cytolake.train.model import FEATURE_DIM, Encoder, to_input
 from cytolake.train.reader import PatchStream, snapshot_units
+
+
+RANDOM_INIT = "random-init"
 
 
 def build_encoder(t: TrainSettings) -> Encoder:
     return Encoder(t.head_downsample, t.head_channels, t.projection_dim, t.norm)
+
+
+def _write_model(out: Path, model: Encoder, t: TrainSettings, world: int, steps: int) -> None:
+    _save_atomic(model.state_dict(), out / "encoder.pt")
+    (out / "config.json").write_text(json.dumps({"model_version": t.model_version, "train": t.model_dump(mode="json"),
+                                                 "world": world, "steps": steps}, indent=2))
+
+
+def ensure_random_encoder(settings: Settings, out: Path) -> None:
+    """The untrained baseline: the configured architecture, initialised from train.seed, saved once."""
+    if (out / "encoder.pt").is_file():
+        return
+    t = settings.train.model_copy(update={"model_version": out.name})
+    torch.manual_seed(t.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_model(out, build_encoder(t).eval(), t, 1, 0)
+
+
+def supervised_loss_step(model, classifier, x: torch.Tensor, y: torch.Tensor, dist,
+                         autocast_dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of the area label on this rank's batch; (loss to backpropagate, global mean loss)."""
+    with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        logits = classifier(model.features(x))
+    loss = nn.functional.cross_entropy(logits.float(), y)
+    return loss, dist.sum(loss.detach()) / dist.world
 
 
 def contrastive_loss_step(model, x: torch.Tensor, p: torch.Tensor, dist, tau: float, include_self_weight: bool = True,
@@ -66,7 +99,8 @@ def run_train_contrastive(settings: Settings, dist, log=print) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     dist.barrier()
     lake = Lake(settings.paths.lake)
-    units = snapshot_units(lake, splits=list(t.splits), brains=list(t.brains) or None)
+    supervised = t.objective == "supervised"
+    units = snapshot_units(lake, splits=list(t.splits), brains=list(t.brains) or None, labelled=supervised)
     stream = PatchStream(units, t.batch_size, dist.rank, dist.world, t.seed, t.shuffle_buffer,
                          Augment() if t.augment else None, drop_last=True)
     per_epoch = stream.batches_per_epoch()
@@ -78,28 +112,33 @@ def run_train_contrastive(settings: Settings, dist, log=print) -> Path:
     model = build_encoder(t).to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    classifier = nn.Linear(FEATURE_DIM, lake.read("areas", ["area_index"]).num_rows).to(device) if supervised else None
+    # what is trained, averaged and checkpointed: the encoder, and the classifier when supervised
+    net = nn.ModuleDict({"encoder": model, "classifier": classifier}) if supervised else model
+    opt = torch.optim.AdamW(net.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, total, t))
     step = 0
     ckpt = out / "checkpoint.pt"
     if ckpt.is_file():
         state = torch.load(ckpt, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
+        if supervised:
+            classifier.load_state_dict(state["classifier"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         step = state["step"]
         log(f"resuming {t.model_version} at step {step}")
-    dist.broadcast_parameters(model)
+    dist.broadcast_parameters(net)
     autocast = torch.bfloat16 if cuda and t.bf16 else None
     writer = None
     if dist.rank == 0:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(out / "tensorboard"))
-        log(f"training {t.model_version}: {dist.world} process(es) ({dist.name}), {per_epoch} steps/epoch, "
+        log(f"training {t.model_version} ({t.objective}): {dist.world} process(es) ({dist.name}), {per_epoch} steps/epoch, "
             f"{total} steps, global batch {t.batch_size * dist.world}, on {device}")
     metrics_path = out / "metrics.csv"
-    model.train()
+    net.train()
     t0, done = time.perf_counter(), step
     while step < total:
         epoch, start = divmod(step, per_epoch)
@@ -109,11 +148,14 @@ def run_train_contrastive(settings: Settings, dist, log=print) -> Path:
             x = to_input(batch["image"].to(device, non_blocking=True))
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
-            loss, global_loss = contrastive_loss_step(model, x, batch["pmap"].to(device), dist, t.tau,
-                                                      t.include_self_weight, autocast)
+            if supervised:
+                loss, global_loss = supervised_loss_step(model, classifier, x, batch["label"].to(device), dist, autocast)
+            else:
+                loss, global_loss = contrastive_loss_step(model, x, batch["pmap"].to(device), dist, t.tau,
+                                                          t.include_self_weight, autocast)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            dist.average_gradients(model)
+            dist.average_gradients(net)
             opt.step()
             sched.step()
             step += 1
@@ -133,13 +175,12 @@ def run_train_contrastive(settings: Settings, dist, log=print) -> Path:
                         f"{row['samples_per_s']:.1f} samples/s")
                 if step % t.checkpoint_every == 0 or step == total:
                     _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                  "scheduler": sched.state_dict(), "step": step}, ckpt)
+                                  "scheduler": sched.state_dict(), "step": step,
+                                  "classifier": classifier.state_dict() if supervised else None}, ckpt)
             if step >= total:
                 break
     if dist.rank == 0:
-        _save_atomic(model.state_dict(), out / "encoder.pt")
-        (out / "config.json").write_text(json.dumps({"model_version": t.model_version, "train": t.model_dump(mode="json"),
-                                                     "world": dist.world, "steps": step}, indent=2))
+        _write_model(out, model, t, dist.world, step)
         writer.close()
         log(f"encoder saved to {out / 'encoder.pt'}")
     dist.barrier()

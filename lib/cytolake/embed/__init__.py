@@ -1,0 +1,1 @@
+"""Batch inference of a trained encoder over the `patches` table into `features`."""

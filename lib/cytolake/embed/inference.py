@@ -1,0 +1,90 @@
+"""The executor side of embedding: the encoder loaded once per Python worker, patches embedded in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+_MODELS: dict[tuple[str, str, int], object] = {}
+
+
+def _device(choice: str) -> str:
+    import torch
+
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return choice
+
+
+def cached_encoder(model_dir: str, device: str):
+    """The encoder of `model_dir` on `device`, loaded once per worker process (Spark reuses its Python
+    workers, so every task after the first on an executor skips the load)."""
+    from cytolake.train.trainer import load_encoder
+
+    weights = Path(model_dir) / "encoder.pt"
+    key = (model_dir, device, weights.stat().st_mtime_ns)
+    if key not in _MODELS:
+        _MODELS.clear()
+        _MODELS[key] = load_encoder(Path(model_dir), device).to(device)
+    return _MODELS[key]
+
+
+def embed_images(model, images: list[bytes], height: int, width: int, device: str) -> np.ndarray:
+    """(N, 2048) float32 backbone features of raw uint8 patches of one size."""
+    import torch
+
+    from cytolake.train.model import to_input
+
+    x = torch.from_numpy(np.frombuffer(b"".join(images), np.uint8).reshape(len(images), height, width).copy())
+    with torch.inference_mode():
+        x = to_input(x.to(device))
+        if device == "cuda":
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return model.features(x).float().cpu().numpy()
+        return model.features(x).numpy()
+
+
+def embed_task(model_dir: str, model_version: str, batch_size: int, threads: int, device_choice: str, out_schema: pa.Schema):
+    """A mapInArrow function: patch rows in (patch_id, brain_id, content_hash, tiling_hash, height, width,
+    image), `features` rows out, `batch_size` patches per forward pass."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import torch
+
+        torch.set_num_threads(threads)
+        device = _device(device_choice)
+        model = cached_encoder(model_dir, device)
+        pending: list[pa.Table] = []
+        n = 0
+
+        def flush() -> pa.RecordBatch:
+            t = pa.concat_tables(pending).combine_chunks()
+            pending.clear()
+            shapes = set(zip(t["height"].to_pylist(), t["width"].to_pylist()))
+            if len(shapes) != 1:
+                raise ValueError(f"patches of different sizes in one batch: {sorted(shapes)}; re-tile with one geometry")
+            (h, w), = shapes
+            emb = embed_images(model, t["image"].to_pylist(), h, w, device)
+            values = pa.array(emb.reshape(-1), pa.float32())
+            offsets = pa.array(np.arange(0, emb.size + 1, emb.shape[1], dtype=np.int32))
+            col = {n: t[n].chunk(0) for n in ("patch_id", "brain_id", "content_hash", "tiling_hash")}
+            return pa.RecordBatch.from_arrays(
+                [pa.array([model_version] * t.num_rows), col["patch_id"], col["brain_id"], col["content_hash"],
+                 col["tiling_hash"], pa.ListArray.from_arrays(offsets, values, type=out_schema.field("embedding").type)],
+                schema=out_schema)
+
+        for b in batches:
+            for start in range(0, b.num_rows, batch_size):
+                piece = b.slice(start, batch_size)
+                pending.append(pa.Table.from_batches([piece]))
+                n += piece.num_rows
+                if n >= batch_size:
+                    yield flush()
+                    n = 0
+        if pending:
+            yield flush()
+
+    return run

@@ -1,0 +1,168 @@
+"""The evaluation report: a markdown file with the comparison table, per-area F1, and PNG figures
+(confusion matrix, predicted-area maps over section thumbnails, a 2-D embedding, cluster maps)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.manifold import TSNE  # noqa: E402
+from sklearn.metrics import confusion_matrix  # noqa: E402
+
+from cytolake.eval.clusters import reduced  # noqa: E402
+from cytolake.eval.compare import METHODS, ModelResult  # noqa: E402
+from cytolake.eval.metrics import per_area_f1  # noqa: E402
+from cytolake.io.images import LevelReader, read_info  # noqa: E402
+
+
+def comparison_table(results: list[ModelResult]) -> str:
+    """Markdown: a row per method, test and transfer macro-F1 per feature model."""
+    head = "| method | " + " | ".join(f"{r.model_version} test | {r.model_version} transfer" for r in results) + " |"
+    lines = [head, "|---" * (1 + 2 * len(results)) + "|"]
+    for m in METHODS:
+        cells = []
+        for r in results:
+            s = r.scores[m]
+            cells += [f"{s['test_macro_f1']:.3f}", f"{s['transfer_macro_f1']:.3f}"]
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _colours(n: int) -> np.ndarray:
+    return plt.get_cmap("hsv")(np.random.default_rng(0).permutation(n) / max(n, 1))
+
+
+def _thumbnail(uri: str, max_px: int = 1200) -> tuple[np.ndarray, float]:
+    info = read_info(uri)
+    level = next((i for i, (h, w) in enumerate(info.level_shapes) if w <= max_px), info.levels - 1)
+    with LevelReader(uri, level) as r:
+        img = r.window(0, 0, *r.shape)
+    return img, info.width / info.level_shapes[level][1]
+
+
+def _section_maps(r: ModelResult, sections: dict, n_areas: int, out: Path) -> list[str]:
+    """Per split, the annotated section with most nodes: truth vs GNN+ vs pmap-argmax over its thumbnail."""
+    gs, files, colours = r.graphs, [], _colours(n_areas)
+    for split in ("test", "transfer"):
+        sel = (gs.split == split) & (gs.label >= 0)
+        if not sel.any():
+            continue
+        keys, counts = np.unique([f"{b}|{s}" for b, s in zip(gs.brain[sel], gs.section[sel])], return_counts=True)
+        brain, sid = keys[counts.argmax()].split("|")
+        on = (gs.brain == brain) & (gs.section == int(sid))
+        img, scale = _thumbnail(sections[(brain, int(sid))]["image_uri"])
+        fig, axes = plt.subplots(1, 3, figsize=(15, 5.5))
+        for ax, (title, values) in zip(axes, [("truth", gs.label), ("GNN+", r.predicted["gnn+"]),
+                                              ("pmap-argmax", r.predicted["pmap-argmax"])]):
+            ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+            v = values[on]
+            ok = v >= 0
+            ax.scatter(gs.x[on][ok] / scale, gs.y[on][ok] / scale, c=colours[v[ok]], s=6)
+            ax.set_title(f"{title}: {brain} section {sid} ({split})")
+            ax.axis("off")
+        name = f"map_{split}_{r.model_version}.png"
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=90)
+        plt.close(fig)
+        files.append(name)
+    return files
+
+
+def _confusion(r: ModelResult, names: list[str], out: Path) -> str:
+    gs = r.graphs
+    sel = (gs.label >= 0) & np.isin(gs.split, ["test", "transfer"])
+    labels = np.unique(gs.label[sel])
+    cm = confusion_matrix(gs.label[sel], r.predicted["gnn+"][sel], labels=labels).astype(float)
+    cm /= np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(12, 11))
+    ax.imshow(cm, cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), [names[i] for i in labels], rotation=90, fontsize=5)
+    ax.set_yticks(range(len(labels)), [names[i] for i in labels], fontsize=5)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"GNN+ on {r.model_version}, test + transfer nodes (rows normalised)")
+    name = f"confusion_{r.model_version}.png"
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
+def _embedding(results: list[ModelResult], n_areas: int, points: int, out: Path) -> str:
+    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 5.5), squeeze=False)
+    colours = _colours(n_areas)
+    for ax, r in zip(axes[0], results):
+        gs = r.graphs
+        idx = np.flatnonzero(gs.label >= 0)
+        idx = np.random.default_rng(0).choice(idx, min(points, len(idx)), replace=False)
+        z = TSNE(2, init="pca", random_state=0, perplexity=min(30, max(2, len(idx) // 4))).fit_transform(
+            reduced(gs.features[idx]))
+        ax.scatter(z[:, 0], z[:, 1], c=colours[gs.label[idx]], s=4)
+        ax.set_title(f"t-SNE of {r.model_version} node features (colour: true area)")
+        ax.axis("off")
+    name = "embedding_tsne.png"
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=90)
+    plt.close(fig)
+    return name
+
+
+def _cluster_map(r: ModelResult, sections: dict, out: Path) -> str | None:
+    if not r.clusters:
+        return None
+    gs, best = r.graphs, max(r.clusters, key=lambda c: c["nmi"])
+    sel = gs.label >= 0
+    keys, counts = np.unique([f"{b}|{s}" for b, s in zip(gs.brain[sel], gs.section[sel])], return_counts=True)
+    brain, sid = keys[counts.argmax()].split("|")
+    on = (gs.brain == brain) & (gs.section == int(sid))
+    img, scale = _thumbnail(sections[(brain, int(sid))]["image_uri"])
+    fig, ax = plt.subplots(figsize=(7, 6))
+    ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+    ax.scatter(gs.x[on] / scale, gs.y[on] / scale, c=_colours(best["k"])[best["assign"][on]], s=6)
+    ax.set_title(f"k-means k={best['k']} on {r.model_version}: {brain} section {sid}")
+    ax.axis("off")
+    name = f"clusters_{r.model_version}.png"
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=90)
+    plt.close(fig)
+    return name
+
+
+def write_report(out: Path, results: list[ModelResult], area_names: list[str], sections: dict, points: int) -> Path:
+    """Writes `out/report.md` and its figures; returns the report's path."""
+    out.mkdir(parents=True, exist_ok=True)
+    n_areas = len(area_names)
+    first = results[0]
+    lines = ["# cytolake evaluation", "",
+             "Macro-F1 over the areas present in each split's annotated nodes (`test`: held-out sections of the "
+             "training brains; `transfer`: the unseen brain). Rows: methods; columns: feature model.", "",
+             comparison_table(results), "",
+             "Nodes scored: " + ", ".join(f"{s} {int(first.scores['gnn+'][f'{s}_nodes'])}" for s in ("train", "validation", "test", "transfer")),
+             "", "GNN runs: " + ", ".join(f"`{rid}`" for r in results for rid in r.runs.values()), ""]
+    lines += ["## Predicted areas over section thumbnails", ""]
+    for r in results[:1]:
+        lines += [f"![{f}]({f})" for f in _section_maps(r, sections, n_areas, out)]
+    lines += ["", "## Confusion matrix", "", f"![confusion]({_confusion(first, area_names, out)})", ""]
+    lines += ["## Embedding", "", f"![embedding]({_embedding([results[0], results[-1]] if len(results) > 1 else results, n_areas, points, out)})", ""]
+    lines += ["## Clustering of the features (data-driven parcellation)", "",
+              "| model | k | ARI | NMI |", "|---|---|---|---|"]
+    for r in results:
+        lines += [f"| {r.model_version} | {c['k']} | {c['ari']:.3f} | {c['nmi']:.3f} |" for c in r.clusters]
+    cm = _cluster_map(first, sections, out)
+    if cm:
+        lines += ["", f"![clusters]({cm})"]
+    gs = first.graphs
+    lines += ["", f"## Per-area F1 on test + transfer nodes ({first.model_version})", "",
+              "| area | nodes | " + " | ".join(METHODS) + " |", "|---" * (2 + len(METHODS)) + "|"]
+    sel = (gs.label >= 0) & np.isin(gs.split, ["test", "transfer"])
+    f1s = {m: per_area_f1(gs.label[sel], first.predicted[m][sel]) for m in METHODS}
+    for a in sorted(f1s["gnn+"]):
+        lines.append(f"| {area_names[a]} | {int((gs.label[sel] == a).sum())} | "
+                     + " | ".join(f"{f1s[m][a]:.2f}" for m in METHODS) + " |")
+    path = out / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

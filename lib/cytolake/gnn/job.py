@@ -1,0 +1,110 @@
+"""The train_gnn job: one GAT run on one feature model's graphs -> `predictions` (every node) and `metrics`.
+
+A run's id is a fingerprint of its graphs (their graph_hash) and settings: a rerun on the same graphs finds
+its predictions and trains nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+
+from cytolake.config import Settings
+from cytolake.eval.metrics import macro_f1
+from cytolake.gnn.data import GraphSet, load_graphs
+from cytolake.gnn.train import Inputs, fit, node_inputs, predict, split_masks
+from cytolake.lake import Lake
+from cytolake.schemas import schema
+
+SCORED_SPLITS = ("train", "validation", "test", "transfer")
+
+
+@dataclass
+class GnnRun:
+    run_id: str
+    kind: str
+    model_version: str
+    predicted: np.ndarray  # per node of the GraphSet, area_index
+    scores: dict[str, float] = field(default_factory=dict)  # "<split>_macro_f1" ...
+    trained: bool = True
+
+
+def run_id(gs: GraphSet, kind: Inputs, settings: Settings) -> str:
+    key = json.dumps({"graphs": gs.graph_hashes, "gnn": settings.gnn.model_dump(mode="json"), "kind": kind}, sort_keys=True)
+    return f"{'gnnplus' if kind == 'gnn+' else 'gnn'}-{gs.model_version}-{xxhash.xxh3_64_hexdigest(key.encode())[:12]}"
+
+
+def _existing(lake: Lake, rid: str, gs: GraphSet) -> np.ndarray | None:
+    if not lake.exists("predictions"):
+        return None
+    t = lake.read("predictions", ["brain_id", "node_id", "predicted"], filters=pc.field("run_id") == rid)
+    if t.num_rows != len(gs):
+        return None
+    t = t.sort_by([("brain_id", "ascending"), ("node_id", "ascending")])
+    return t["predicted"].to_numpy()
+
+
+def score(gs: GraphSet, predicted: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, float]:
+    out = {}
+    for split, m in masks.items():
+        out[f"{split}_macro_f1"] = macro_f1(gs.label[m], predicted[m])
+        out[f"{split}_accuracy"] = float((gs.label[m] == predicted[m]).mean()) if m.any() else float("nan")
+        out[f"{split}_nodes"] = float(m.sum())
+    return out
+
+
+def split_score_masks(gs: GraphSet, settings: Settings) -> dict[str, np.ndarray]:
+    train, val = split_masks(gs, settings.gnn.validation_fraction, settings.gnn.seed)
+    lab = gs.label >= 0
+    return {"train": train, "validation": val, "test": lab & (gs.split == "test"), "transfer": lab & (gs.split == "transfer")}
+
+
+def metric_rows(rid: str, model_version: str, stage: str, scores: dict[str, float], details: dict) -> pa.Table:
+    now = datetime.now(timezone.utc)
+    rows = []
+    for k, v in scores.items():
+        split, metric = k.split("_", 1)
+        rows.append({"run_id": rid, "model_version": model_version, "split": split, "metric": metric, "stage": stage,
+                     "value": None if v != v else v, "recorded_at": now, "details": json.dumps(details)})
+    return schema("metrics").table(rows)
+
+
+def run_train_gnn(settings: Settings, model_version: str, kind: Inputs, gs: GraphSet | None = None, log=print) -> GnnRun:
+    lake = Lake(settings.paths.lake)
+    gs = gs or load_graphs(lake, model_version)
+    rid = run_id(gs, kind, settings)
+    masks = split_score_masks(gs, settings)
+    done = _existing(lake, rid, gs)
+    if done is not None:
+        log(f"train_gnn {rid}: predictions exist, nothing to train")
+        return GnnRun(rid, kind, model_version, done, score(gs, done, masks), trained=False)
+    n_classes = lake.read("areas", ["area_index"]).num_rows
+    x = node_inputs(gs, kind)
+    log(f"train_gnn {rid}: {len(gs)} nodes ({int(masks['train'].sum())} train, {int(masks['validation'].sum())} "
+        f"validation), {len(gs.src)} directed edges, {x.shape[1]} inputs")
+    fitted = fit(x, gs.src, gs.dst, gs.label, masks["train"], masks["validation"], n_classes, settings.gnn, log)
+    import torch
+
+    probs = predict(fitted.model, torch.from_numpy(x), torch.from_numpy(np.stack([gs.src, gs.dst])).long())
+    pred = probs.argmax(1)
+    scores = score(gs, pred, masks)
+    preds = pa.table({
+        "run_id": pa.array([rid] * len(gs)), "brain_id": pa.array(gs.brain), "node_id": pa.array(gs.node_id),
+        "model_version": pa.array([model_version] * len(gs)), "gnn": pa.array([kind] * len(gs)),
+        "split": pa.array(gs.split), "label": pa.array(np.where(gs.label >= 0, gs.label, 0), pa.int32(), mask=gs.label < 0),
+        "predicted": pa.array(pred, pa.int32()),
+        "probabilities": pa.ListArray.from_arrays(pa.array(np.arange(0, probs.size + 1, probs.shape[1], dtype=np.int32)),
+                                                  pa.array(probs.reshape(-1), pa.float32()))})
+    lake.write_arrow("predictions", preds, "replace_partitions", {"run_id": [rid]})
+    details = {"kind": kind, "best_epoch": fitted.best_epoch, "epochs": len(fitted.history), "sampled": fitted.sampled,
+               "graphs": gs.graph_hashes}
+    lake.merge("metrics", metric_rows(rid, model_version, "train_gnn", scores, details))
+    log(f"train_gnn {rid}: best epoch {fitted.best_epoch}; macro-F1 test {scores['test_macro_f1']:.3f}, "
+        f"transfer {scores['transfer_macro_f1']:.3f}")
+    return GnnRun(rid, kind, model_version, pred, scores)

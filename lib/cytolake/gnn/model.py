@@ -1,0 +1,26 @@
+"""The graph attention network: `layers` GATConv layers (PyTorch Geometric), multi-head and concatenated
+in the hidden layers, one averaged head producing the class logits."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch_geometric.nn import GATConv
+
+
+class GAT(nn.Module):
+    def __init__(self, in_dim: int, n_classes: int, hidden: int = 64, heads: int = 4, layers: int = 3,
+                 dropout: float = 0.3):
+        super().__init__()
+        self.dropout = dropout
+        dims = [in_dim] + [hidden * heads] * (layers - 1)
+        self.convs = nn.ModuleList(
+            [GATConv(d, hidden, heads=heads, dropout=dropout) for d in dims[:-1]]
+            + [GATConv(dims[-1], n_classes, heads=1, concat=False, dropout=dropout)])
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        for conv in self.convs[:-1]:
+            x = nn.functional.dropout(x, self.dropout, self.training)
+            x = nn.functional.elu(conv(x, edge_index))
+        x = nn.functional.dropout(x, self.dropout, self.training)
+        return self.convs[-1](x, edge_index)

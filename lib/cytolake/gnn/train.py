@@ -1,0 +1,117 @@
+"""Training the GAT on the annotated nodes of the `train` split, model selection on held-out sections of
+it, and prediction for every node. Full-graph steps up to `gnn.full_graph_max_nodes` nodes, neighbour-
+sampled mini-batches above."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+from sklearn.preprocessing import StandardScaler
+
+from cytolake.config import GnnSettings
+from cytolake.eval.metrics import macro_f1
+from cytolake.gnn.data import GraphSet
+from cytolake.gnn.model import GAT
+from cytolake.gnn.sampling import Csr, sample
+
+Inputs = Literal["gnn", "gnn+"]
+FEATURE_COMPONENTS = 128  # the 2048-d embedding is reduced by PCA before the GAT (16x less work per layer)
+
+
+def node_inputs(gs: GraphSet, kind: Inputs) -> np.ndarray:
+    """Standardised node inputs: the embedding's leading principal components (gnn), plus the pmap vector and
+    canonical coordinates (gnn+). PCA and scaling are fitted on the non-transfer brains only."""
+    fit = gs.split != "transfer"
+    k = min(FEATURE_COMPONENTS, gs.features.shape[1], int(fit.sum()))
+    feats = PCA(k, random_state=0).fit(gs.features[fit]).transform(gs.features)
+    x = feats if kind == "gnn" else np.c_[feats, gs.pmap, gs.canonical]
+    return np.clip(StandardScaler().fit(x[fit]).transform(x), -10, 10).astype(np.float32)  # rare areas: huge z
+
+
+def split_masks(gs: GraphSet, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) node masks: annotated `train` nodes, validation = those of a seeded share of the
+    annotated training sections (whole sections, so neighbours of a training node do not leak its label).
+    With a single annotated training section, a seeded share of its nodes instead."""
+    cand = (gs.split == "train") & (gs.label >= 0)
+    sections = sorted({(b, int(s)) for b, s in zip(gs.brain[cand], gs.section[cand])})
+    rng = np.random.default_rng(seed)
+    if cand.sum() < 2:
+        raise ValueError(f"need at least two annotated nodes in the train split, found {int(cand.sum())}")
+    if len(sections) < 2:
+        in_val = cand & (rng.random(len(cand)) < validation_fraction)
+        return cand & ~in_val, in_val
+    n_val = min(len(sections) - 1, max(1, round(validation_fraction * len(sections))))
+    val_sections = {sections[i] for i in rng.choice(len(sections), n_val, replace=False)}
+    in_val = np.array([(b, int(s)) in val_sections for b, s in zip(gs.brain, gs.section)])
+    return cand & ~in_val, cand & in_val
+
+
+@dataclass
+class Fitted:
+    model: GAT
+    history: list[dict]
+    best_epoch: int
+    sampled: bool
+
+
+def predict(model: GAT, x: torch.Tensor, edge_index: torch.Tensor) -> np.ndarray:
+    """Class probabilities of every node (full-graph inference)."""
+    model.eval()
+    with torch.no_grad():
+        return torch.softmax(model(x, edge_index), dim=1).numpy()
+
+
+def fit(x: np.ndarray, src: np.ndarray, dst: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray,
+        n_classes: int, s: GnnSettings, log=print) -> Fitted:
+    """Train with cross-entropy on `train` nodes; keep the weights of the epoch with the best validation
+    macro-F1; stop after `patience` epochs without improvement."""
+    torch.manual_seed(s.seed)
+    gen = torch.Generator().manual_seed(s.seed)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    ei = torch.from_numpy(np.stack([src, dst])).long()
+    model = GAT(x.shape[1], n_classes, s.hidden, s.heads, s.layers, s.dropout)
+    opt = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
+    sampled = len(x) > s.full_graph_max_nodes
+    csr = Csr.from_edges(ei[0], ei[1], len(x)) if sampled else None
+    train_idx = torch.from_numpy(np.flatnonzero(train))
+    best, best_state, best_epoch, history = -1.0, None, 0, []
+    for epoch in range(1, s.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        if sampled:
+            losses = []
+            for seeds in train_idx[torch.randperm(len(train_idx), generator=gen)].split(s.batch_nodes):
+                nodes, sub = sample(csr, seeds, s.neighbours[: s.layers], gen)
+                out = model(xt[nodes], sub)[: len(seeds)]
+                loss = torch.nn.functional.cross_entropy(out, yt[seeds])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+            loss_value = float(np.mean(losses))
+        else:
+            out = model(xt, ei)
+            loss = torch.nn.functional.cross_entropy(out[train_idx], yt[train_idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            loss_value = float(loss.detach())
+        pred = predict(model, xt, ei).argmax(1)
+        row = {"epoch": epoch, "loss": loss_value, "train_f1": macro_f1(y[train], pred[train]),
+               "val_f1": macro_f1(y[val], pred[val]), "seconds": time.perf_counter() - t0}
+        history.append(row)
+        if row["val_f1"] > best:
+            best, best_state, best_epoch = row["val_f1"], copy.deepcopy(model.state_dict()), epoch
+        if epoch % 20 == 0 or epoch == 1:
+            log(f"  epoch {epoch}: loss {loss_value:.3f} train F1 {row['train_f1']:.3f} val F1 {row['val_f1']:.3f} "
+                f"({row['seconds']:.2f} s)")
+        if epoch - best_epoch >= s.patience:
+            break
+    model.load_state_dict(best_state)
+    return Fitted(model, history, best_epoch, sampled)

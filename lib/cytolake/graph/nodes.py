@@ -1,0 +1,71 @@
+"""Mesh vertices -> nodes: each vertex is tied to the nearest image location inside a section's cortex
+mask, and that location to the nearest patch (whose embedding becomes the node's features)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import distance_transform_edt
+from scipy.spatial import cKDTree
+
+from cytolake.graph.mesh import SectionPlane
+
+
+@dataclass(frozen=True)
+class Locations:
+    """Per vertex: the chosen plane (index into the planes, -1: none within reach), level-0 (x, y), MNI
+    position of that pixel and its distance to the vertex (mm)."""
+
+    plane: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    xyz: np.ndarray
+    distance: np.ndarray
+
+
+def nearest_locations(verts: np.ndarray, planes: list[SectionPlane], max_distance_mm: float) -> Locations:
+    """For each vertex, the in-mask pixel (over all sections) closest to it in MNI space, if within reach."""
+    n = len(verts)
+    best = Locations(np.full(n, -1), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros((n, 3)), np.full(n, np.inf))
+    for k, p in enumerate(planes):
+        if not p.mask.any():
+            continue
+        px, py, d = p.to_pixels(verts)
+        near = np.abs(d) <= max_distance_mm
+        if not near.any():
+            continue
+        h, w = p.mask.shape
+        r = np.clip(np.floor(py[near] / p.scale), 0, h - 1).astype(np.int64)
+        c = np.clip(np.floor(px[near] / p.scale), 0, w - 1).astype(np.int64)
+        _, (ri, ci) = distance_transform_edt(~p.mask, return_indices=True)
+        rr, cc = ri[r, c], ci[r, c]
+        x = np.floor((cc + 0.5) * p.scale).astype(np.int64)  # the centre of the mask pixel, at level 0
+        y = np.floor((rr + 0.5) * p.scale).astype(np.int64)
+        xyz = p.to_mm(x.astype(float), y.astype(float))
+        dist = np.linalg.norm(xyz - verts[near], axis=1)
+        idx = np.flatnonzero(near)
+        better = dist < best.distance[idx]
+        idx = idx[better]
+        best.plane[idx], best.x[idx], best.y[idx] = k, x[better], y[better]
+        best.xyz[idx], best.distance[idx] = xyz[better], dist[better]
+    best.plane[best.distance > max_distance_mm] = -1
+    return best
+
+
+def nearest_patches(loc: Locations, planes: list[SectionPlane], patches: dict[int, tuple[np.ndarray, np.ndarray]],
+                    max_distance_mm: float) -> np.ndarray:
+    """Per vertex, the row (into that section's patch arrays) of the nearest patch centre within reach, else -1.
+
+    `patches` maps a section id to (level-0 centres (n, 2), their row numbers in the caller's table).
+    """
+    out = np.full(len(loc.plane), -1, np.int64)
+    for k, p in enumerate(planes):
+        sel = np.flatnonzero(loc.plane == k)
+        if not len(sel) or p.section_id not in patches:
+            continue
+        centres, rows = patches[p.section_id]
+        dist, j = cKDTree(centres).query(np.c_[loc.x[sel], loc.y[sel]])
+        ok = dist * np.linalg.norm(p.affine[:3, 0]) <= max_distance_mm
+        out[sel[ok]] = rows[j[ok]]
+    return out

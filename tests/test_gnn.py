@@ -1,0 +1,137 @@
+"""GNN, evaluation report and notebooks on a tiny lake built end to end (real Spark, Delta, BigTIFFs)."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from cytolake.embed.job import run_embed
+from cytolake.eval.job import run_evaluate
+from cytolake.eval.metrics import macro_f1
+from cytolake.gnn.data import load_graphs
+from cytolake.gnn.job import run_train_gnn
+from cytolake.gnn.sampling import Csr, sample
+from cytolake.gnn.train import fit
+from cytolake.graph.job import run_build_graph
+from cytolake.ingest.job import run_ingest
+from cytolake.lake import Lake
+from cytolake.lake.sql import query
+from cytolake.tiling.job import run_tile
+from cytolake.train.dist import Single
+from cytolake.train.trainer import RANDOM_INIT, run_train_contrastive
+
+from conftest import ROOT, settings_at
+
+quiet = dict(log=lambda *a: None)
+MODELS = ("test-contrastive", RANDOM_INIT)
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, synth_landing, spark):
+    import shutil
+
+    base = tmp_path_factory.mktemp("gnn")
+    shutil.copytree(synth_landing, base / "landing")
+    cfg = settings_at(base)
+    run_ingest(cfg, spark, **quiet)
+    run_tile(cfg, spark, **quiet)
+    run_train_contrastive(cfg, Single(), **quiet)
+    for m in MODELS:
+        run_embed(cfg, spark, m, **quiet)
+        run_build_graph(cfg, spark, m, **quiet)
+    path, results = run_evaluate(cfg, **quiet)
+    return cfg, Path(path), results
+
+
+def test_macro_f1_matches_scikit_learn_and_a_hand_count():
+    from sklearn.metrics import f1_score
+
+    y = np.array([0, 0, 1, 1, 2, 2, 2])
+    p = np.array([0, 1, 1, 1, 2, 0, 5])  # 5: an area absent from the truth
+    # per area: 0 -> P 1/2 R 1/2 F 0.5; 1 -> P 2/3 R 1 F 0.8; 2 -> P 1 R 1/3 F 0.5
+    assert macro_f1(y, p) == pytest.approx((0.5 + 0.8 + 0.5) / 3)
+    assert macro_f1(y, p) == pytest.approx(f1_score(y, p, labels=[0, 1, 2], average="macro"))
+    assert np.isnan(macro_f1(y[:0], p[:0]))
+
+
+def _two_moons_graph(n=120, seed=0):
+    """Two classes on a ring graph; each node's own input is noise, its class shows only in its neighbours'."""
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) // (n // 4)) % 2
+    x = rng.normal(size=(n, 8)).astype(np.float32)
+    x[:, 0] += np.roll(y, 1) * 2 - 1 + np.roll(y, -1) * 2 - 1
+    src = np.r_[np.arange(n), (np.arange(n) + 1) % n]
+    dst = np.r_[(np.arange(n) + 1) % n, np.arange(n)]
+    return x, src, dst, y.astype(np.int64)
+
+
+@pytest.mark.parametrize("sampled", [False, True])
+def test_the_gat_overfits_a_tiny_graph_full_graph_and_neighbour_sampled(cfg, sampled):
+    x, src, dst, y = _two_moons_graph()
+    train = np.ones(len(y), bool)
+    s = cfg.gnn.model_copy(update={"epochs": 150, "patience": 150, "dropout": 0.0, "lr": 0.01, "hidden": 16,
+                                   "full_graph_max_nodes": 10 if sampled else 10_000, "batch_nodes": 32})
+    fitted = fit(x, src, dst, y, train, train, 2, s, **quiet)
+    assert fitted.sampled == sampled
+    assert max(h["train_f1"] for h in fitted.history) == 1.0
+
+
+def test_neighbour_sampling_returns_seeds_first_and_only_real_edges():
+    src = torch.tensor([0, 1, 1, 2, 2, 3, 3, 4])
+    dst = torch.tensor([1, 0, 2, 1, 3, 2, 4, 3])
+    nodes, ei = sample(Csr.from_edges(src, dst, 5), torch.tensor([2]), (2, 2), torch.Generator().manual_seed(0))
+    assert nodes[0] == 2 and len(set(nodes.tolist())) == len(nodes)
+    real = set(zip(src.tolist(), dst.tolist()))
+    assert {(int(nodes[a]), int(nodes[b])) for a, b in ei.t().tolist()} <= real
+
+
+def test_predictions_cover_every_node_and_a_rerun_trains_nothing(evaluated):
+    cfg, _, results = evaluated
+    lake = Lake(cfg.paths.lake)
+    for r in results:
+        gs = load_graphs(lake, r.model_version)
+        for kind, rid in r.runs.items():
+            got = query(lake, f"SELECT count(*) AS n, count(DISTINCT brain_id || '/' || node_id) AS u, "
+                              f"min(len(probabilities)) AS c FROM predictions WHERE run_id = '{rid}'").to_pylist()[0]
+            assert got["n"] == got["u"] == len(gs) and got["c"] == 103
+    v = lake.version("predictions"), lake.version("metrics")
+    again = run_train_gnn(cfg, MODELS[0], "gnn+", **quiet)
+    assert not again.trained and (lake.version("predictions"), lake.version("metrics")) == v
+    stored = query(lake, f"SELECT split, value FROM metrics WHERE run_id = '{again.run_id}' AND metric = 'macro_f1'").to_pylist()
+    assert {r["split"]: r["value"] for r in stored}["test"] == pytest.approx(again.scores["test_macro_f1"])
+
+
+def test_the_report_and_its_images_are_written(evaluated):
+    cfg, path, results = evaluated
+    text = path.read_text()
+    for method in ("pmap-argmax", "linear", "gnn", "gnn+"):
+        assert f"| {method} |" in text
+    images = [line.split("(")[1].rstrip(")") for line in text.splitlines() if line.startswith("![")]
+    assert len(images) >= 4 and all((path.parent / i).stat().st_size > 5000 for i in images)
+    assert all(m in text for m in MODELS) and "ARI" in text
+    # the pmap vector alone predicts areas far above chance on data built from those pmaps
+    assert results[0].scores["pmap-argmax"]["transfer_macro_f1"] > 0.2
+
+
+def _run_notebook(name: str, config: Path) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    os.environ["CYTOLAKE_CONFIG"] = str(config)
+    try:
+        NotebookClient(nb, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    finally:
+        del os.environ["CYTOLAKE_CONFIG"]
+
+
+@pytest.mark.parametrize("name", ["explore_lake.ipynb", "evaluation.ipynb"])
+def test_notebooks_run_on_the_lake(evaluated, tmp_path, name):
+    cfg, _, _ = evaluated
+    conf = tmp_path / "nb.yaml"
+    conf.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude={"source"})))
+    _run_notebook(name, conf)

@@ -1,0 +1,161 @@
+"""Embedding and graph building on a tiny tiled lake: real Spark, real Delta tables, real BigTIFF sections."""
+
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+import torch
+
+from cytolake.atlas.pmaps import Atlas
+from cytolake.embed.job import model_dir, run_embed
+from cytolake.graph.build import fsaverage_graph, graph_from_mesh
+from cytolake.graph.job import run_build_graph
+from cytolake.graph.mesh import SectionPlane, reconstruct, surface_mesh
+from cytolake.ingest.job import run_ingest
+from cytolake.io.images import read_info
+from cytolake.lake import Lake
+from cytolake.tiling.job import run_tile
+from cytolake.tiling.mask import section_cortex_mask
+from cytolake.train.model import to_input
+from cytolake.train.trainer import RANDOM_INIT, load_encoder
+
+from conftest import settings_at
+
+quiet = dict(log=lambda *a: None)
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory, synth_landing, spark):
+    import shutil
+
+    base = tmp_path_factory.mktemp("graph")
+    shutil.copytree(synth_landing, base / "landing")
+    cfg = settings_at(base)
+    run_ingest(cfg, spark, **quiet)
+    run_tile(cfg, spark, **quiet)
+    first = run_embed(cfg, spark, RANDOM_INIT, **quiet)
+    summary = run_build_graph(cfg, spark, RANDOM_INIT, **quiet)
+    return cfg, first, summary
+
+
+def nodes_of(cfg):
+    return Lake(cfg.paths.lake).read("graph_nodes", filters=pc.field("model_version") == RANDOM_INIT)
+
+
+def test_every_patch_is_embedded_once_and_a_rerun_adds_nothing(graphs, spark):
+    cfg, first, _ = graphs
+    lake = Lake(cfg.paths.lake)
+    n_patches = lake.read("patches", ["patch_id"]).num_rows
+    feats = lake.read("features", ["patch_id"])
+    assert sum(first.embedded.values()) == n_patches == feats.num_rows == len(set(feats["patch_id"].to_pylist()))
+    v = lake.version("features")
+    again = run_embed(cfg, spark, RANDOM_INIT, **quiet)
+    assert again.embedded == {} and again.version is None and lake.version("features") == v
+
+
+def test_features_equal_the_encoder_applied_to_the_patch(graphs):
+    cfg, _, _ = graphs
+    lake = Lake(cfg.paths.lake)
+    patches = lake.read("patches", ["patch_id", "height", "width", "image"]).slice(0, 200)
+    want = {r["patch_id"]: r for r in patches.to_pylist()[::40]}
+    feats = {r["patch_id"]: np.asarray(r["embedding"], np.float32) for r in
+             lake.read("features", ["patch_id", "embedding"], filters=pc.field("patch_id").isin(list(want))).to_pylist()}
+    assert set(feats) == set(want)
+    model = load_encoder(model_dir(cfg, RANDOM_INIT))
+    for pid, r in want.items():
+        img = torch.from_numpy(np.frombuffer(r["image"], np.uint8).reshape(1, r["height"], r["width"]).copy())
+        with torch.no_grad():
+            direct = model.features(to_input(img))[0].numpy()
+        np.testing.assert_allclose(feats[pid], direct, rtol=1e-4, atol=1e-4)
+
+
+def test_nodes_lie_in_the_cortex_mask_near_their_vertex_with_a_near_patch(graphs):
+    cfg, _, summary = graphs
+    assert sorted(summary.built) == ["B01", "B02"] and not summary.failed
+    lake = Lake(cfg.paths.lake)
+    secs = {(s["brain_id"], s["section_id"]): s for s in lake.read("sections").to_pylist()}
+    patches = {r["patch_id"]: r for r in lake.read("patches", ["patch_id", "section_id", "x", "y", "split"]).to_pylist()}
+    nodes = nodes_of(cfg).to_pandas()
+    assert len(nodes) > 1000
+    g, t = cfg.graph, cfg.tiling
+    for (b, sid), grp in nodes.groupby(["brain_id", "section_id"]):
+        s = secs[(b, sid)]
+        mask, scale = section_cortex_mask(s["image_uri"], s["spacing_um"], read_info(s["image_uri"]).level_shapes,
+                                          t.mask_spacing_um, t.mask_threshold)
+        assert mask[(grp.y // scale).astype(int), (grp.x // scale).astype(int)].all(), (b, sid)
+        a = np.asarray(s["transform"]).reshape(4, 4)
+        ref = np.c_[grp.x, grp.y, np.zeros(len(grp)), np.ones(len(grp))] @ a[:3].T
+        np.testing.assert_allclose(np.stack(grp.ref_xyz), ref, atol=1e-6)
+        assert (np.linalg.norm(np.stack(grp.vertex_xyz) - ref, axis=1) <= g.max_node_distance_mm + 1e-9).all()
+        for pid, x, y, split in zip(grp.patch_id, grp.x, grp.y, grp.split):
+            p = patches[pid]
+            assert p["section_id"] == sid and p["split"] == split
+            assert np.hypot(p["x"] - x, p["y"] - y) * s["spacing_um"] / 1000 <= g.max_patch_distance_mm + 1e-9
+    assert all(len(v) == 2048 for v in nodes.features[:50]) and all(len(v) == 103 for v in nodes.pmap[:50])
+    can = np.stack(nodes.canonical_xyz)
+    assert (np.abs(can) <= 1).all()
+    assert nodes.label.notna().sum() > 100
+
+
+def test_edges_are_symmetric_unique_within_a_brain_and_few_components(graphs):
+    cfg, _, summary = graphs
+    lake = Lake(cfg.paths.lake)
+    edges = lake.read("graph_edges").to_pandas()
+    nodes = nodes_of(cfg).to_pandas()
+    for b, e in edges.groupby("brain_id"):
+        pairs = set(zip(e.src, e.dst))
+        assert len(pairs) == len(e), "duplicate edges"
+        assert all((d, s) in pairs for s, d in pairs), "asymmetric"
+        assert not any(s == d for s, d in pairs), "self loop"
+        n = (nodes.brain_id == b).sum()
+        assert e.src.max() < n and e.dst.max() < n and e.src.min() >= 0
+        assert set(e.graph_hash) == set(nodes[nodes.brain_id == b].graph_hash)
+        comps = summary.built[b]["components"]
+        print(f"{b}: {n} nodes, {len(e) // 2} edges, {comps} connected components")
+        assert comps <= max(20, n // 100)
+
+
+def test_rebuilding_unchanged_brains_commits_nothing_and_a_model_without_features_is_refused(graphs, spark):
+    cfg, _, _ = graphs
+    lake = Lake(cfg.paths.lake)
+    v = lake.version("graph_nodes"), lake.version("graph_edges")
+    again = run_build_graph(cfg, spark, RANDOM_INIT, **quiet)
+    assert sorted(again.skipped) == ["B01", "B02"] and not again.built
+    assert (lake.version("graph_nodes"), lake.version("graph_edges")) == v
+    other = run_build_graph(cfg, spark, "never-embedded", **quiet)
+    assert set(other.failed) == {"B01", "B02"} and "jobs/embed.py --model never-embedded" in other.failed["B01"]
+
+
+def test_two_parallel_disks_make_one_closed_surface_between_them():
+    yy, xx = np.mgrid[:100, :100]
+    disk = (xx - 50) ** 2 + (yy - 50) ** 2 <= 30**2  # 0.5 mm pixels: radius 15 mm
+    planes = []
+    for k, y_mm in enumerate((-10.0, 0.0, 10.0)):
+        a = np.array([[0.5, 0, 0, -25], [0, 0, 0, y_mm], [0, -0.5, 0, 25], [0, 0, 0, 1]])
+        a[1, 2] = 1.0  # the third column only makes the matrix invertible
+        planes.append(SectionPlane(k, a, disk, 1.0))
+    vol, origin = reconstruct(planes, 1.0, 0.0)
+    verts, faces = surface_mesh(vol, origin, 1.0, 5, 2.0)
+    g = graph_from_mesh(faces, len(verts))
+    assert g.components == 1
+    r = np.hypot(verts[:, 0], verts[:, 2])
+    assert verts[:, 1].min() >= -11 and verts[:, 1].max() <= 11  # the end planes, to one voxel
+    side = np.abs(verts[:, 1]) < 8  # the cylinder's wall, away from its flat caps
+    assert np.abs(r[side] - 15).max() < 1.5
+
+
+def test_fsaverage5_gives_the_real_mesh_with_pmaps_at_its_vertices(cfg):
+    atlas = Atlas(cfg.atlas)
+    for hemi in ("left", "right"):
+        g = fsaverage_graph(atlas, hemi)
+        assert len(g["vertex_xyz"]) == 10242
+        assert len(g["src"]) == 2 * 30720
+        assert set(zip(g["src"].tolist(), g["dst"].tolist())) == set(zip(g["dst"].tolist(), g["src"].tolist()))
+        assert g["components"] == 1
+        p = g["pmap"]
+        assert p.shape == (10242, len(atlas.areas)) and p.min() >= 0 and p.max() <= 1
+        covered = (p.sum(1) > 0.1).mean()
+        assert covered > 0.3, covered
+        # the Juelich maps are per hemisphere: a left-hemisphere vertex carries left-hemisphere areas
+        side = np.array([a.hemisphere for a in atlas.areas])
+        own = "L" if hemi == "left" else "R"
+        assert p[:, side == own].sum() > 5 * p[:, side != own].sum()
