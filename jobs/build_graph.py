@@ -10,7 +10,7 @@ Exit code 0: all built or current; 3: some brains failed (listed); 1: the job fa
 
 from cytolake.graph.job import run_build_graph
 from cytolake.lake.spark import spark_session
-from cytolake.runner import finish, parser, settings
+from cytolake.runner import finish, lake_writer, parser, settings
 
 
 def main() -> int:
@@ -19,7 +19,8 @@ def main() -> int:
     p.add_argument("--brains", nargs="*", help="only these brain ids (default: all)")
     a = p.parse_args()
     cfg = settings(a.config)
-    summary = run_build_graph(cfg, spark_session(cfg.spark), a.model or cfg.train.model_version, a.brains)
+    with lake_writer(cfg, "build_graph", a.wait):
+        summary = run_build_graph(cfg, spark_session(cfg.spark), a.model or cfg.train.model_version, a.brains)
     print(f"built {len(summary.built)} brain graph(s), {len(summary.skipped)} already current "
           f"(graph_nodes version {summary.version})")
     for b, err in sorted(summary.failed.items()):

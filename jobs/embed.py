@@ -9,7 +9,7 @@ Rerunning on an unchanged lake embeds nothing and commits nothing.
 
 from cytolake.embed.job import run_embed
 from cytolake.lake.spark import spark_session
-from cytolake.runner import parser, settings
+from cytolake.runner import lake_writer, parser, settings
 
 
 def main() -> int:
@@ -17,11 +17,8 @@ def main() -> int:
     p.add_argument("--model", help="model version under paths.models (default: train.model_version)")
     a = p.parse_args()
     cfg = settings(a.config)
-    spark = spark_session(cfg.spark)
-    try:
-        run_embed(cfg, spark, a.model or cfg.train.model_version)
-    finally:
-        spark.stop()
+    with lake_writer(cfg, "embed", a.wait):
+        run_embed(cfg, spark_session(cfg.spark), a.model or cfg.train.model_version)
     return 0
 
 

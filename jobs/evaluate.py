@@ -9,7 +9,7 @@ Needs the graphs of every model (jobs/embed.py and jobs/build_graph.py with --mo
 """
 
 from cytolake.eval.job import run_evaluate
-from cytolake.runner import parser, settings
+from cytolake.runner import lake_writer, parser, settings
 
 
 def main() -> int:
@@ -19,7 +19,8 @@ def main() -> int:
     cfg = settings(a.config)
     if a.models:
         cfg = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"models": tuple(a.models)})})
-    run_evaluate(cfg)
+    with lake_writer(cfg, "evaluate", a.wait):
+        run_evaluate(cfg)
     return 0
 
 

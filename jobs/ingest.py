@@ -9,7 +9,7 @@ Exit code 0: all sections ok; 3: some sections or brains failed (recorded with t
 from cytolake.ingest.job import run_ingest
 from cytolake.lake.spark import spark_session
 from cytolake.report import print_ingest_summary
-from cytolake.runner import finish, parser, settings
+from cytolake.runner import finish, lake_writer, parser, settings
 
 
 def main() -> int:
@@ -17,8 +17,8 @@ def main() -> int:
     p.add_argument("--brains", nargs="*", help="only these brain ids (default: every brain in landing)")
     a = p.parse_args()
     cfg = settings(a.config)
-    spark = spark_session(cfg.spark)
-    summary = run_ingest(cfg, spark, a.brains)
+    with lake_writer(cfg, "ingest", a.wait):
+        summary = run_ingest(cfg, spark_session(cfg.spark), a.brains)
     print_ingest_summary(summary, cfg)
     return finish(summary.failed_sections + summary.failed_brains, "sections or brains")
 

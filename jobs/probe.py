@@ -16,7 +16,7 @@ from cytolake.train.trainer import build_encoder, load_encoder
 
 
 def main() -> int:
-    p = parser(__doc__)
+    p = parser(__doc__, writes_lake=False)
     p.add_argument("--model", help="model version under paths.models (default: train.model_version)")
     p.add_argument("--max-samples", type=int, default=3000)
     a = p.parse_args()

@@ -8,7 +8,7 @@ from cytolake.synth.job import run_synthesize
 
 
 def main() -> int:
-    p = parser(__doc__)
+    p = parser(__doc__, writes_lake=False)
     p.add_argument("--brains", type=int, help="number of brains (default: synth.brains)")
     p.add_argument("--workers", type=int, help="rendering processes (default: all cores)")
     a = p.parse_args()

@@ -8,7 +8,7 @@ Exit code 0: all tiled; 3: some sections failed (marked `error` in `sections`); 
 """
 
 from cytolake.lake.spark import spark_session
-from cytolake.runner import finish, parser, settings
+from cytolake.runner import finish, lake_writer, parser, settings
 from cytolake.tiling.job import run_tile
 
 
@@ -17,7 +17,8 @@ def main() -> int:
     p.add_argument("--brains", nargs="*", help="only these brain ids (default: all)")
     a = p.parse_args()
     cfg = settings(a.config)
-    summary = run_tile(cfg, spark_session(cfg.spark), a.brains)
+    with lake_writer(cfg, "tile", a.wait):
+        summary = run_tile(cfg, spark_session(cfg.spark), a.brains)
     n = sum(summary.tiled.values())
     print(f"tiled {len(summary.tiled)} sections into {n} patches; committed brains {summary.committed_brains or 'none'}"
           f" (patches version {summary.version})")

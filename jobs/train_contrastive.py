@@ -16,7 +16,7 @@ from cytolake.train.trainer import run_train_contrastive
 
 
 def main() -> int:
-    p = parser(__doc__)
+    p = parser(__doc__, writes_lake=False)
     p.add_argument("--max-steps", type=int, help="stop after this many steps (overrides train.max_steps)")
     p.add_argument("--objective", choices=["contrastive", "supervised"], help="overrides train.objective")
     p.add_argument("--model-version", help="overrides train.model_version (the folder under paths.models)")

@@ -8,7 +8,7 @@ and `metrics`; a rerun on the same graphs and settings trains nothing.
 """
 
 from cytolake.gnn.job import run_train_gnn
-from cytolake.runner import parser, settings
+from cytolake.runner import lake_writer, parser, settings
 
 
 def main() -> int:
@@ -17,7 +17,8 @@ def main() -> int:
     p.add_argument("--inputs", choices=["gnn", "gnn+"], default="gnn+")
     a = p.parse_args()
     cfg = settings(a.config)
-    run = run_train_gnn(cfg, a.model or cfg.train.model_version, a.inputs)
+    with lake_writer(cfg, "train_gnn", a.wait):
+        run = run_train_gnn(cfg, a.model or cfg.train.model_version, a.inputs)
     print(f"run {run.run_id}: " + ", ".join(f"{k} {v:.3f}" for k, v in run.scores.items() if k.endswith("macro_f1")))
     return 0
 

@@ -1,6 +1,5 @@
 """The synthetic brains: real formats, consistent geometry, and texture that carries the area."""
 
-import csv
 from collections import Counter
 
 import nibabel as nib

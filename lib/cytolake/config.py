@@ -181,6 +181,13 @@ class EvaluateSettings(Strict):
     embedding_plot_points: Annotated[int, Field(ge=10)] = 3000
 
 
+class MaintainSettings(Strict):
+    """`cytolake maintain`: small-file compaction and vacuum."""
+
+    retention_days: Annotated[float, Field(ge=0)] = 7.0  # time travel reaches back this far; older files go
+    target_file_mb: Annotated[int, Field(ge=1)] = 256  # compaction target per data file
+
+
 class Settings(Strict):
     paths: Paths = Paths()
     spark: SparkSettings = SparkSettings()
@@ -193,6 +200,7 @@ class Settings(Strict):
     graph: GraphSettings = GraphSettings()
     gnn: GnnSettings = GnnSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
+    maintain: MaintainSettings = MaintainSettings()
     source: Path | None = None  # the file these settings came from (set by load_config)
 
 

@@ -48,3 +48,25 @@ def print_arrow(table, console: Console | None = None, max_rows: int = 200) -> N
     console.print(t)
     if table.num_rows > max_rows:
         console.print(f"... {table.num_rows - max_rows} more rows")
+
+
+def print_stage_results(results, console: Console | None = None) -> None:
+    """The per-stage summary of a reprocess run."""
+    console = console or Console(width=160)
+    t = Table(title="reprocess")
+    for c in ("stage", "status", "what it did"):
+        t.add_column(c, overflow="fold")
+    for r in results:
+        t.add_row(r.stage, r.status, r.detail)
+    console.print(t)
+
+
+def print_maintenance(rows: list[dict], console: Console | None = None) -> None:
+    console = console or Console()
+    t = Table(title="maintain")
+    for c in ("table", "files before", "files after", "compacted into", "removed from disk", "version"):
+        t.add_column(c, justify="left" if c == "table" else "right")
+    for r in rows:
+        t.add_row(r["table"], str(r["files_before"]), str(r["files_after"]), str(r["files_added"]),
+                  str(r["vacuumed"]), str(r["version"]))
+    console.print(t)

@@ -4,16 +4,33 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from cytolake.config import ConfigError, Settings, load_config
+from cytolake.lake.lock import LakeBusy, lake_lock
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUSY = 0, 1, 2, 3, 4
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
+def parser(description: str, writes_lake: bool = True) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="conf/local.yaml", help="YAML config (default: conf/local.yaml)")
+    if writes_lake:
+        p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                       help="when another run holds the lake lock, wait this long for it (default 0: exit 4 at once)")
     return p
+
+
+@contextmanager
+def lake_writer(cfg: Settings, job: str, wait_s: float) -> Iterator[None]:
+    """The lake's writer lock around a job's work; exits 4 naming the holder when another run keeps it."""
+    try:
+        with lake_lock(cfg.paths.lake, job, wait_s):
+            yield
+    except LakeBusy as e:  # only the lock raises it
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(EXIT_BUSY) from None
 
 
 def settings(path: str) -> Settings:
