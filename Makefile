@@ -62,6 +62,7 @@ bench: setup
 	@test -d data/lake/patches || $(MAKE) demo
 	$(PY) benchmarks/tile.py --config $(CONFIG)
 	$(PY) benchmarks/train.py --config $(CONFIG)
+	$(PY) benchmarks/embed.py
 
 clean-data:
 	rm -rf data/

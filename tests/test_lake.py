@@ -1,5 +1,6 @@
 """The lake layer on a real local Spark session and real Delta tables."""
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -120,3 +121,27 @@ def test_arrow_write_modes_and_merge(tmp_path):
     t = {r["brain_id"]: r for r in lake.read("brains").to_pylist()}
     assert sorted(t) == ["B0", "B1", "B2", "B9"] and t["B1"]["status"] == "error" and v == 2
     assert [s["rows"] for s in lake.stats() if s["table"] == "brains"] == [4]
+
+
+def test_maintain_compacts_keeps_time_travel_within_retention_and_is_idempotent(tmp_path):
+    from cytolake.lake.maintain import maintain
+
+    lake = Lake(tmp_path / "lake")
+    ts = schema("metrics")
+    for i in range(6):  # six small appends: six small files
+        lake.write_arrow("metrics", ts.table([{"run_id": f"r{i}", "model_version": "m", "stage": "s", "split": "test",
+                                               "metric": "macro_f1", "value": i / 10,
+                                               "recorded_at": datetime(2026, 1, 1, tzinfo=timezone.utc)}]), "append")
+    rows = lake.read("metrics").sort_by("run_id").to_pylist()
+    v = lake.version("metrics")
+    old = DeltaTable(str(lake.path("metrics")), version=2).to_pyarrow_table().num_rows
+    [r] = [r for r in maintain(lake, retention_days=7, target_file_mb=64, log=lambda *a: None) if r["table"] == "metrics"]
+    assert r["files_before"] > 1 and r["files_after"] == 1 and r["version"] == v + 1
+    assert lake.read("metrics").sort_by("run_id").to_pylist() == rows
+    # within the retention the removed files stay on disk: time travel still reads version 2
+    assert DeltaTable(str(lake.path("metrics")), version=2).to_pyarrow_table().num_rows == old
+    again = maintain(lake, retention_days=7, target_file_mb=64, log=lambda *a: None)
+    assert [r["version"] for r in again if r["table"] == "metrics"] == [v + 1]  # nothing left to do: no commit
+    maintain(lake, retention_days=0, target_file_mb=64, log=lambda *a: None)
+    assert parquet_files(lake.path("metrics")) == committed_files(lake, "metrics")  # old files gone at 0 days
+    assert lake.read("metrics").sort_by("run_id").to_pylist() == rows

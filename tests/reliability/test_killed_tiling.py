@@ -77,6 +77,7 @@ def test_tiling_killed_before_its_commit_changes_nothing_and_a_rerun_completes(c
     assert cytolake(["--config", str(conf), "maintain", "--retention-days", "0"]) == 0
     assert not any((lake.path("patches") / p).exists() for p in written)
     assert patch_rows(Lake(cfg.paths.lake)) == want  # compaction rewrote files, not rows
+    assert read_dataframe(spark, Lake(cfg.paths.lake), "patches").count() == len(want)  # Spark reads them too
     files = committed(Lake(cfg.paths.lake), "patches")
     on_disk = {str(p.relative_to(lake.path("patches"))) for p in lake.path("patches").rglob("*.parquet")}
     assert on_disk == files

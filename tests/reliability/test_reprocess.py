@@ -106,3 +106,13 @@ def test_a_run_that_finds_the_lake_locked_exits_4_naming_the_holder(landed):
         rc, out = finished(reprocess(conf))
     assert rc == 4
     assert "locked by pytest-holder" in out and "not starting reprocess" in out
+
+
+def test_a_failed_stage_is_reported_and_the_stages_after_it_skipped(cfg, spark):
+    from cytolake.reprocess import run_reprocess
+
+    results = run_reprocess(with_train(cfg, model_version="never-trained"), spark, log=lambda *a: None)
+    assert [(r.stage, r.status) for r in results] == [
+        ("ingest", "ok"), ("tile", "ok"), ("embed", "failed"), ("build_graph", "skipped"), ("predict", "skipped")]
+    assert "never-trained" in results[2].detail and "no trained encoder" in results[2].detail
+    assert results[3].detail == "not run: embed failed"
