@@ -63,6 +63,8 @@ bench: setup
 	$(PY) benchmarks/tile.py --config $(CONFIG)
 	$(PY) benchmarks/train.py --config $(CONFIG)
 	$(PY) benchmarks/embed.py
+	$(PY) benchmarks/tile_memory.py --config $(CONFIG)
+	$(PY) benchmarks/gnn.py --config $(CONFIG)
 
 clean-data:
 	rm -rf data/

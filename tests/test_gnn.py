@@ -79,6 +79,30 @@ def test_the_gat_overfits_a_tiny_graph_full_graph_and_neighbour_sampled(cfg, sam
     assert max(h["train_f1"] for h in fitted.history) == 1.0
 
 
+@pytest.mark.parametrize("sampled", [False, True])
+def test_gnn_plus_starts_from_the_pmap_prior_where_the_features_say_nothing(cfg, sampled):
+    """Inputs are noise and the labels follow the pmap: with the prior the GAT predicts unseen nodes from the
+    first epoch on; without it, it cannot."""
+    from types import SimpleNamespace
+
+    from cytolake.gnn.train import node_prior
+
+    rng = np.random.default_rng(0)
+    n, k = 400, 5
+    x, src, dst, _ = _two_moons_graph(n)
+    pmap = rng.dirichlet(np.full(k, 0.3), n).astype(np.float32)
+    y = pmap.argmax(1)
+    prior = node_prior(SimpleNamespace(pmap=pmap), "gnn+")
+    assert node_prior(SimpleNamespace(pmap=pmap), "gnn") is None
+    assert np.array_equal(prior.argmax(1), y) and np.allclose(np.exp(prior).sum(1), 1, atol=1e-5)
+    train = np.arange(n) < n // 2
+    s = cfg.gnn.model_copy(update={"epochs": 1, "patience": 1, "hidden": 8, "dropout": 0.0,
+                                   "full_graph_max_nodes": 10 if sampled else 10_000, "batch_nodes": 64})
+    with_prior = fit(x, src, dst, y, train, ~train, k, s, prior=prior, **quiet)
+    without = fit(x, src, dst, y, train, ~train, k, s, **quiet)
+    assert with_prior.history[0]["val_f1"] > 0.6 > 0.4 > without.history[0]["val_f1"]
+
+
 def test_neighbour_sampling_returns_seeds_first_and_only_real_edges():
     src = torch.tensor([0, 1, 1, 2, 2, 3, 3, 4])
     dst = torch.tensor([1, 0, 2, 1, 3, 2, 4, 3])

@@ -149,6 +149,12 @@ def test_splits_are_stratified_by_annotation_and_deterministic(cfg):
     assert s[("B09", 1)] == "transfer"
     assert Counter(v for (b, i), v in s.items() if b == "B01" and i % 2 == 0) == {"train": 6, "test": 2}
     assert Counter(v for (b, i), v in s.items() if b == "B01" and i % 2 == 1) == {"train": 6, "test": 2}
+    # a systematic sample along the cutting order: never the slab's first or last section
+    test = sorted(i for (b, i), v in s.items() if b == "B01" and v == "test")
+    assert test[0] not in (0, 1) and test[-1] not in (14, 15)
+    assert all(sum(lo <= i < lo + 8 for i in test) == 2 for lo in (0, 8))  # two per half (one per parity)
+    four = assign_splits([("B01", i, True) for i in range(1, 5)], t)
+    assert [v for _, v in sorted(four.items())].index("test") in (1, 2)
 
 
 def test_changed_split_config_retiles_only_the_sections_whose_split_changed(tiled, spark):

@@ -18,11 +18,11 @@ import xxhash
 from cytolake.config import Settings
 from cytolake.eval.metrics import macro_f1
 from cytolake.gnn.data import GraphSet, load_graphs
-from cytolake.gnn.train import Inputs, fit, node_inputs, predict, split_masks
+from cytolake.gnn.train import Inputs, fit, node_inputs, node_prior, predict, split_masks
 from cytolake.lake import Lake
 from cytolake.schemas import schema
 
-SCORED_SPLITS = ("train", "validation", "test", "transfer")
+METHOD_VERSION = 2  # part of every run id: bump when training changes, so older predictions are not reused (2: pmap prior)
 
 
 @dataclass
@@ -36,7 +36,8 @@ class GnnRun:
 
 
 def run_id(gs: GraphSet, kind: Inputs, settings: Settings) -> str:
-    key = json.dumps({"graphs": gs.graph_hashes, "gnn": settings.gnn.model_dump(mode="json"), "kind": kind}, sort_keys=True)
+    key = json.dumps({"graphs": gs.graph_hashes, "gnn": settings.gnn.model_dump(mode="json"), "kind": kind,
+                      "method": METHOD_VERSION}, sort_keys=True)
     return f"{'gnnplus' if kind == 'gnn+' else 'gnn'}-{gs.model_version}-{xxhash.xxh3_64_hexdigest(key.encode())[:12]}"
 
 
@@ -85,13 +86,14 @@ def run_train_gnn(settings: Settings, model_version: str, kind: Inputs, gs: Grap
         log(f"train_gnn {rid}: predictions exist, nothing to train")
         return GnnRun(rid, kind, model_version, done, score(gs, done, masks), trained=False)
     n_classes = lake.read("areas", ["area_index"]).num_rows
-    x = node_inputs(gs, kind)
+    x, prior = node_inputs(gs, kind), node_prior(gs, kind)
     log(f"train_gnn {rid}: {len(gs)} nodes ({int(masks['train'].sum())} train, {int(masks['validation'].sum())} "
         f"validation), {len(gs.src)} directed edges, {x.shape[1]} inputs")
-    fitted = fit(x, gs.src, gs.dst, gs.label, masks["train"], masks["validation"], n_classes, settings.gnn, log)
+    fitted = fit(x, gs.src, gs.dst, gs.label, masks["train"], masks["validation"], n_classes, settings.gnn, log, prior)
     import torch
 
-    probs = predict(fitted.model, torch.from_numpy(x), torch.from_numpy(np.stack([gs.src, gs.dst])).long())
+    probs = predict(fitted.model, torch.from_numpy(x), torch.from_numpy(np.stack([gs.src, gs.dst])).long(),
+                    None if prior is None else torch.from_numpy(prior))
     pred = probs.argmax(1)
     scores = score(gs, pred, masks)
     preds = pa.table({

@@ -1,5 +1,10 @@
 """The graph attention network: `layers` GATConv layers (PyTorch Geometric), multi-head and concatenated
-in the hidden layers, one averaged head producing the class logits."""
+in the hidden layers, one averaged head producing the class logits.
+
+Given a prior (per node, log class probabilities: GNN+'s log pmap), the network learns a correction to
+it: logits = GAT(x) + w * prior, w a learned scalar starting at 1. As plain standardised inputs the pmap
+is one block among many and a small training set overfits the image features instead of falling back on
+it; as a prior the untrained network already predicts the pmap's argmax."""
 
 from __future__ import annotations
 
@@ -13,14 +18,16 @@ class GAT(nn.Module):
                  dropout: float = 0.3):
         super().__init__()
         self.dropout = dropout
+        self.prior_weight = nn.Parameter(torch.ones(()))
         dims = [in_dim] + [hidden * heads] * (layers - 1)
         self.convs = nn.ModuleList(
             [GATConv(d, hidden, heads=heads, dropout=dropout) for d in dims[:-1]]
             + [GATConv(dims[-1], n_classes, heads=1, concat=False, dropout=dropout)])
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
         for conv in self.convs[:-1]:
             x = nn.functional.dropout(x, self.dropout, self.training)
             x = nn.functional.elu(conv(x, edge_index))
         x = nn.functional.dropout(x, self.dropout, self.training)
-        return self.convs[-1](x, edge_index)
+        out = self.convs[-1](x, edge_index)
+        return out if prior is None else out + self.prior_weight * prior

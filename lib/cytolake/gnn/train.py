@@ -22,6 +22,7 @@ from cytolake.gnn.sampling import Csr, sample
 
 Inputs = Literal["gnn", "gnn+"]
 FEATURE_COMPONENTS = 128  # the 2048-d embedding is reduced by PCA before the GAT (16x less work per layer)
+PRIOR_FLOOR = 1e-3  # pmap probability below which the prior stops pushing a class down
 
 
 def node_inputs(gs: GraphSet, kind: Inputs) -> np.ndarray:
@@ -32,6 +33,14 @@ def node_inputs(gs: GraphSet, kind: Inputs) -> np.ndarray:
     feats = PCA(k, random_state=0).fit(gs.features[fit]).transform(gs.features)
     x = feats if kind == "gnn" else np.c_[feats, gs.pmap, gs.canonical]
     return np.clip(StandardScaler().fit(x[fit]).transform(x), -10, 10).astype(np.float32)  # rare areas: huge z
+
+
+def node_prior(gs: GraphSet, kind: Inputs) -> np.ndarray | None:
+    """GNN+'s prior on the logits: the log of the pmap vector renormalised per node (None for gnn)."""
+    if kind == "gnn":
+        return None
+    p = np.maximum(gs.pmap, 0) + PRIOR_FLOOR
+    return np.log(p / p.sum(1, keepdims=True)).astype(np.float32)
 
 
 def split_masks(gs: GraphSet, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,20 +69,21 @@ class Fitted:
     sampled: bool
 
 
-def predict(model: GAT, x: torch.Tensor, edge_index: torch.Tensor) -> np.ndarray:
+def predict(model: GAT, x: torch.Tensor, edge_index: torch.Tensor, prior: torch.Tensor | None = None) -> np.ndarray:
     """Class probabilities of every node (full-graph inference)."""
     model.eval()
     with torch.no_grad():
-        return torch.softmax(model(x, edge_index), dim=1).numpy()
+        return torch.softmax(model(x, edge_index, prior), dim=1).numpy()
 
 
 def fit(x: np.ndarray, src: np.ndarray, dst: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray,
-        n_classes: int, s: GnnSettings, log=print) -> Fitted:
+        n_classes: int, s: GnnSettings, log=print, prior: np.ndarray | None = None) -> Fitted:
     """Train with cross-entropy on `train` nodes; keep the weights of the epoch with the best validation
-    macro-F1; stop after `patience` epochs without improvement."""
+    macro-F1; stop after `patience` epochs without improvement. `prior`: see `GAT`."""
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    pt = None if prior is None else torch.from_numpy(prior)
     ei = torch.from_numpy(np.stack([src, dst])).long()
     model = GAT(x.shape[1], n_classes, s.hidden, s.heads, s.layers, s.dropout)
     opt = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
@@ -88,7 +98,7 @@ def fit(x: np.ndarray, src: np.ndarray, dst: np.ndarray, y: np.ndarray, train: n
             losses = []
             for seeds in train_idx[torch.randperm(len(train_idx), generator=gen)].split(s.batch_nodes):
                 nodes, sub = sample(csr, seeds, s.neighbours[: s.layers], gen)
-                out = model(xt[nodes], sub)[: len(seeds)]
+                out = model(xt[nodes], sub, None if pt is None else pt[nodes])[: len(seeds)]
                 loss = torch.nn.functional.cross_entropy(out, yt[seeds])
                 opt.zero_grad()
                 loss.backward()
@@ -96,13 +106,13 @@ def fit(x: np.ndarray, src: np.ndarray, dst: np.ndarray, y: np.ndarray, train: n
                 losses.append(float(loss.detach()))
             loss_value = float(np.mean(losses))
         else:
-            out = model(xt, ei)
+            out = model(xt, ei, pt)
             loss = torch.nn.functional.cross_entropy(out[train_idx], yt[train_idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             loss_value = float(loss.detach())
-        pred = predict(model, xt, ei).argmax(1)
+        pred = predict(model, xt, ei, pt).argmax(1)
         row = {"epoch": epoch, "loss": loss_value, "train_f1": macro_f1(y[train], pred[train]),
                "val_f1": macro_f1(y[val], pred[val]), "seconds": time.perf_counter() - t0}
         history.append(row)

@@ -78,8 +78,13 @@ def patch_id(brain_id: str, section_id: int, x: int, y: int, g: PatchGeometry) -
 
 def assign_splits(sections: list[tuple[str, int, bool]], t: TilingSettings) -> dict[tuple[str, int], str]:
     """Split per (brain, section, annotated): `transfer` for held-out brains; of each training brain,
-    a deterministic test_fraction of the annotated sections and of the unannotated ones is `test`
-    (stratified, so the test split always has labels to score when the brain has any)."""
+    test_fraction of the annotated sections and of the unannotated ones is `test` (stratified, so the test
+    split always has labels to score when the brain has any).
+
+    Test sections are a systematic sample along the cutting order (section ids), one per interval of
+    1/test_fraction sections, at a seeded phase within the middle half of each interval: a test split at
+    the slab's end would hold areas no training section shows and score the extrapolation, not the method.
+    """
     out: dict[tuple[str, int], str] = {}
     groups: dict[tuple[str, bool], list[int]] = {}
     for b, s, annotated in sections:
@@ -87,11 +92,15 @@ def assign_splits(sections: list[tuple[str, int, bool]], t: TilingSettings) -> d
             out[(b, s)] = "transfer"
         else:
             groups.setdefault((b, annotated), []).append(s)
-    for (b, _), ss in groups.items():
-        order = sorted(ss, key=lambda s: xxhash.xxh64_intdigest(f"{t.seed}/{b}/{s}".encode()))
+    for (b, annotated), ss in groups.items():
+        ss = sorted(ss)
         n_test = math.floor(t.test_fraction * len(ss) + 0.5)
         if t.test_fraction > 0 and len(ss) > 1:
             n_test = max(n_test, 1)
-        test = set(order[:n_test])
+        test = set()
+        if n_test:
+            step = len(ss) / n_test
+            phase = 0.25 + 0.5 * xxhash.xxh64_intdigest(f"{t.seed}/{b}/{annotated}".encode()) / 2**64
+            test = {ss[min(len(ss) - 1, math.floor((i + phase) * step))] for i in range(n_test)}
         out.update({(b, s): "test" if s in test else "train" for s in ss})
     return out
