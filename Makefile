@@ -60,7 +60,7 @@ test: setup
 
 bench: setup
 	@test -d data/lake/patches || $(MAKE) demo
-	$(PY) benchmarks/tile.py --config $(CONFIG)
+	$(PY) benchmarks/tile.py --config $(CONFIG) --scaling
 	$(PY) benchmarks/train.py --config $(CONFIG)
 	$(PY) benchmarks/embed.py
 	$(PY) benchmarks/tile_memory.py --config $(CONFIG)

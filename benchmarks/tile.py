@@ -1,11 +1,14 @@
 """Tiling throughput as a ratio against the same run's baseline.
 
     python benchmarks/tile.py --config conf/local.yaml [--large-px 20480] [--large-spacing-um 16] [--large-stride-um 250]
+        [--skip-large] [--scaling]
 
 Figures, per input (the demo lake; one large synthetic section):
   tile      patches/s and source MB/s per core of `run_tile` (Spark local[*], includes the pmap join and the commit)
   baseline  the same windows read with tifffile (zarr interface) in one process: patches/s, MB/s
   ratio     tile per core / baseline  (the figure: 1.0 means tiling costs no more than reading the pixels)
+with `--scaling`, the demo lake tiled again on local[1] and on local[2] (fresh Spark sessions, same run):
+patches/s of each and their quotient (2.0 = two executor cores do twice the work of one);
 and the storage trade-off of the patch pixels: raw uint8 in zstd Parquet (what `patches` stores) against
 PNG bytes in Parquet, as bytes on disk and decode throughput into numpy.
 The demo lake must exist (`make demo`); the job tiles into a scratch copy, the lake is not changed.
@@ -124,6 +127,25 @@ def storage(lake: Lake, n: int = 3000) -> dict:
     return out
 
 
+def scaling(cfg, src: Path, scratch: Path) -> dict:
+    """The demo lake tiled on 1 and on 2 executor cores, each in a fresh local Spark session."""
+    from pyspark.sql import SparkSession
+
+    out = {}
+    for cores in (1, 2):
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            active.stop()
+        spark = spark_session(cfg.spark.model_copy(update={"master": f"local[{cores}]"}))
+        spark.range(10).count()
+        lake = scratch / f"lake_{cores}"
+        scratch_lake(src, lake)
+        out[f"local[{cores}]"] = tile_run(cfg.model_copy(update={"paths": Paths(lake=lake, landing=cfg.paths.landing)}), spark)
+    one, two = (out[f"local[{c}]"]["patches"] / out[f"local[{c}]"]["tile_s"] for c in (1, 2))
+    out["speedup_2_vs_1"] = round(two / one, 2)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="conf/local.yaml")
@@ -131,6 +153,7 @@ def main() -> None:
     p.add_argument("--large-spacing-um", type=float, default=16.0, help="patch spacing on the large section")
     p.add_argument("--large-stride-um", type=float, default=250.0, help="patch stride on the large section")
     p.add_argument("--skip-large", action="store_true")
+    p.add_argument("--scaling", action="store_true", help="also tile the demo lake on local[1] and local[2]")
     a = p.parse_args()
     cfg = load_config(a.config)
     src = Path(cfg.paths.lake)
@@ -160,6 +183,8 @@ def main() -> None:
             results["large_section"] = {"px": f"{info.width}x{info.height}", "spacing_um": round(info.spacing_um, 3),
                                         "patch": f"{tiling.patch_px} px at {tiling.spacing_um:g} um, stride {tiling.stride_um:g} um",
                                         **tile_run(lc, spark)}
+        if a.scaling:
+            results["scaling"] = scaling(cfg, src, d)
     print(json.dumps(results, indent=2))
 
 

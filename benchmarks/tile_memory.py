@@ -9,8 +9,8 @@ stays the same. Then, each in a fresh process, with the tiling code the job runs
   baseline  the imports of a tiling task, nothing read (the same run's reference)
   stage A   `section_centres` on the whole section: the mask from a coarse pyramid level, the grid
             centres, their reference positions (one Spark task per section in the job)
-  stage B   `cut_block` on every window block of the section, one after the other (one Spark task per
-            block in the job), each block's output dropped before the next, as a task hands it to Spark
+  stage B   `cut_blocks` over every window block of the section, one after the other, as a Spark task
+            of the job cuts the blocks of its partition, each block's output dropped before the next
 Figures: peak RSS above the baseline for stage A, peak RSS above the RSS at its start for stage B
 (the centre rows it is given are its input, held before it starts; MB), the ratio of each size's figure to the smallest
 size's (1.0 = does not grow), and the uncompressed size of the level the patches are cut from, which
@@ -56,7 +56,7 @@ def child(stage: str, image: str, args: dict) -> dict:
     from cytolake.config import load_config
     from cytolake.io.images import read_info
     from cytolake.tiling.geometry import patch_geometry
-    from cytolake.tiling.patches import cut_block
+    from cytolake.tiling.patches import cut_blocks
     from cytolake.tiling.sections import section_centres
 
     cfg = load_config(args["config"])
@@ -86,8 +86,7 @@ def child(stage: str, image: str, args: dict) -> dict:
     held = reset_peak()  # the centre rows are stage B's input here, not part of a block task's memory
     t0 = time.perf_counter()
     largest = 0
-    for key in sorted(blocks):
-        got = cut_block(blocks.pop(key))
+    for got in cut_blocks(blocks.pop(key) for key in sorted(list(blocks))):
         largest = max(largest, len(got))
         del got
     return {**out, "blocks_largest_patches": largest, "task_mb": _status_mb("VmHWM") - held,
