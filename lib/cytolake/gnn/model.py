@@ -4,7 +4,7 @@ in the hidden layers, one averaged head producing the class logits.
 Given a prior (per node, log class probabilities: GNN+'s log pmap), the network learns a correction to
 it: logits = GAT(x) + w * prior, w a learned scalar starting at 1. As plain standardised inputs the pmap
 is one block among many and a small training set overfits the image features instead of falling back on
-it; as a prior the untrained network already predicts the pmap's argmax."""
+it; as a prior the network starts near the pmap's argmax and has to learn to leave it."""
 
 from __future__ import annotations
 
