@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,20 +26,11 @@ from cytolake.config import Settings
 from cytolake.embed.inference import cached_encoder, embed_images
 from cytolake.train.model import to_input
 from cytolake.train.trainer import build_encoder, ensure_random_encoder
+from timing import call_seconds
 
 
 def best_rate(fn, n: int, repeats: int, device: str) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return n / min(times)
+    return n / min(call_seconds(fn, repeats, device))
 
 
 def main() -> None:

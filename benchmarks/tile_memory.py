@@ -21,6 +21,7 @@ The demo lake must exist (`make demo`): its first section is the texture.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import subprocess
 import sys
@@ -41,7 +42,8 @@ def _status_mb(field: str) -> float:
 
 
 def peak_mb() -> float:
-    """This process's peak RSS. Not getrusage's ru_maxrss: after fork + exec that keeps the parent's peak."""
+    """This process's peak RSS (since start or `reset_peak`). Not getrusage's ru_maxrss: after fork + exec
+    that keeps the parent's peak."""
     return _status_mb("VmHWM")
 
 
@@ -80,16 +82,14 @@ def child(stage: str, image: str, args: dict) -> dict:
     for r in rows:
         blocks.setdefault(r["block"], []).append(r)
     del rows
-    import gc
-
     gc.collect()
     held = reset_peak()  # the centre rows are stage B's input here, not part of a block task's memory
     t0 = time.perf_counter()
     largest = 0
-    for got in cut_blocks(blocks.pop(key) for key in sorted(list(blocks))):
+    for got in cut_blocks(blocks.pop(key) for key in sorted(blocks)):
         largest = max(largest, len(got))
         del got
-    return {**out, "blocks_largest_patches": largest, "task_mb": _status_mb("VmHWM") - held,
+    return {**out, "blocks_largest_patches": largest, "task_mb": peak_mb() - held,
             "seconds": round(time.perf_counter() - t0, 1)}
 
 

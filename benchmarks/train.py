@@ -28,18 +28,11 @@ from cytolake.train.dist import Single
 from cytolake.train.model import Encoder
 from cytolake.train.reader import COLUMNS, PatchStream, snapshot_units
 from cytolake.train.trainer import contrastive_loss_step
+from timing import call_seconds
 
 
-def _timed(fn, steps: int, device) -> float:
-    fn()  # warm-up (allocations, cudnn autotune)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / steps
+def mean_seconds(fn, steps: int, device) -> float:
+    return float(np.mean(call_seconds(fn, steps, device)))
 
 
 def step_ratio(patch_px: int, batch: int, steps: int, device, head_downsample: int = 1) -> dict:
@@ -68,7 +61,7 @@ def step_ratio(patch_px: int, batch: int, steps: int, device, head_downsample: i
         loss.backward()
         bopt.step()
 
-    t_ours, t_bare = _timed(our_step, steps, device), _timed(bare_step, steps, device)
+    t_ours, t_bare = mean_seconds(our_step, steps, device), mean_seconds(bare_step, steps, device)
     return {"patch_px": patch_px, "batch": batch, "head_downsample": head_downsample, "device": str(device),
             "bf16_channels_last": device.type == "cuda",
             "ours_samples_per_s": round(batch / t_ours, 2), "bare_resnet50_samples_per_s": round(batch / t_bare, 2),
@@ -84,7 +77,7 @@ def loss_cost(batch: int, areas: int, steps: int, device) -> dict:
     def loss_step():
         pmap_contrastive_loss(z, p, 0.1).backward()
 
-    t_loss = _timed(loss_step, steps, device)
+    t_loss = mean_seconds(loss_step, steps, device)
     return {"global_batch": batch, "areas": areas, "loss_fwd_bwd_ms": round(1000 * t_loss, 2)}
 
 

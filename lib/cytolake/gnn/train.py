@@ -76,6 +76,21 @@ def predict(model: GAT, x: torch.Tensor, edge_index: torch.Tensor, prior: torch.
         return torch.softmax(model(x, edge_index, prior), dim=1).numpy()
 
 
+def sampled_epoch(model: GAT, opt: torch.optim.Optimizer, csr: Csr, x: torch.Tensor, y: torch.Tensor,
+                  train_idx: torch.Tensor, s: GnnSettings, gen: torch.Generator, prior: torch.Tensor | None = None) -> float:
+    """One epoch of neighbour-sampled mini-batches over the training nodes (shuffled by gen); the mean loss."""
+    losses = []
+    for seeds in train_idx[torch.randperm(len(train_idx), generator=gen)].split(s.batch_nodes):
+        nodes, sub = sample(csr, seeds, s.neighbours[: s.layers], gen)
+        out = model(x[nodes], sub, None if prior is None else prior[nodes])[: len(seeds)]
+        loss = torch.nn.functional.cross_entropy(out, y[seeds])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return float(np.mean(losses))
+
+
 def fit(x: np.ndarray, src: np.ndarray, dst: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray,
         n_classes: int, s: GnnSettings, log=print, prior: np.ndarray | None = None) -> Fitted:
     """Train with cross-entropy on `train` nodes; keep the weights of the epoch with the best validation
@@ -95,16 +110,7 @@ def fit(x: np.ndarray, src: np.ndarray, dst: np.ndarray, y: np.ndarray, train: n
         t0 = time.perf_counter()
         model.train()
         if sampled:
-            losses = []
-            for seeds in train_idx[torch.randperm(len(train_idx), generator=gen)].split(s.batch_nodes):
-                nodes, sub = sample(csr, seeds, s.neighbours[: s.layers], gen)
-                out = model(xt[nodes], sub, None if pt is None else pt[nodes])[: len(seeds)]
-                loss = torch.nn.functional.cross_entropy(out, yt[seeds])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                losses.append(float(loss.detach()))
-            loss_value = float(np.mean(losses))
+            loss_value = sampled_epoch(model, opt, csr, xt, yt, train_idx, s, gen, pt)
         else:
             out = model(xt, ei, pt)
             loss = torch.nn.functional.cross_entropy(out[train_idx], yt[train_idx])

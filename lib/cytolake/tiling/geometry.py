@@ -97,10 +97,8 @@ def assign_splits(sections: list[tuple[str, int, bool]], t: TilingSettings) -> d
         n_test = math.floor(t.test_fraction * len(ss) + 0.5)
         if t.test_fraction > 0 and len(ss) > 1:
             n_test = max(n_test, 1)
-        test = set()
-        if n_test:
-            step = len(ss) / n_test
-            phase = 0.25 + 0.5 * xxhash.xxh64_intdigest(f"{t.seed}/{b}/{annotated}".encode()) / 2**64
-            test = {ss[min(len(ss) - 1, math.floor((i + phase) * step))] for i in range(n_test)}
+        step = len(ss) / max(n_test, 1)
+        phase = 0.25 + 0.5 * xxhash.xxh64_intdigest(f"{t.seed}/{b}/{annotated}".encode()) / 2**64
+        test = {ss[min(len(ss) - 1, math.floor((i + phase) * step))] for i in range(n_test)}
         out.update({(b, s): "test" if s in test else "train" for s in ss})
     return out

@@ -64,5 +64,5 @@ def read_patches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     for b in batches:
         for r in b.to_pylist():
             blocks.setdefault((r["brain_id"], r["section_id"], r["block"]), []).append(r)
-    for rows in cut_blocks(blocks.pop(key) for key in sorted(list(blocks))):
+    for rows in cut_blocks(blocks.pop(key) for key in sorted(blocks)):
         yield pa.RecordBatch.from_pylist([{n: r[n] for n in target.names} for r in rows], schema=target)
