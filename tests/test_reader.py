@@ -1,15 +1,14 @@
-"""The streaming reader over a real Delta `patches` table: sharding, epochs, workers, resume."""
+"""The streaming reader over a real Delta `patches` table: sharding, epochs, reader threads, reads, resume."""
 
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from cytolake.lake import Lake
 from cytolake.schemas import schema
-from cytolake.train.augment import Augment
+from cytolake.train.augment import Augment, batch_generator
 from cytolake.train.model import to_input
-from cytolake.train.reader import PatchStream, snapshot_units
+from cytolake.train.reader import PatchStream, Unit, snapshot_units
 
 
 @pytest.fixture(scope="module")
@@ -35,47 +34,92 @@ def ids(loader) -> list[str]:
     return [p for batch in loader for p in batch["patch_id"]]
 
 
+def batch_ids(batches) -> list[list[str]]:
+    return [b["patch_id"] for b in batches]
+
+
 def test_every_row_once_per_epoch_across_two_ranks(lake):
     units = snapshot_units(lake, splits=["train"])
     expected = {r["patch_id"] for r in lake.read("patches").to_pylist() if r["split"] == "train"}
     seen = []
     for rank in (0, 1):
         s = PatchStream(units, batch_size=6, rank=rank, world=2, seed=3, shuffle_buffer=16, drop_last=False)
-        seen += ids(DataLoader(s, batch_size=None, num_workers=2))
+        seen += ids(s.batches(2))
     assert sorted(seen) == sorted(expected) and len(seen) == len(set(seen))
+
+
+class CountingStream(PatchStream):
+    """The real stream, noting which row groups it reads (from any reader thread)."""
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.reads = []
+
+    def _rows(self, u, positions):
+        self.reads.append((self.units[u].path, self.units[u].row_group))
+        return super()._rows(u, positions)
+
+
+@pytest.mark.parametrize("workers", [0, 1, 3])
+def test_each_row_group_is_read_once_per_epoch(lake, workers):
+    units = snapshot_units(lake)
+    s = CountingStream(units, batch_size=5, rank=1, world=2, seed=4, shuffle_buffer=32)
+    s.set_epoch(1, start_step=2)
+    got = ids(s.batches(workers))
+    assert len(s.reads) == len(set(s.reads)) < len(units)  # rank 1 reads its share of the row groups, each once
+    assert len(got) == len(set(got)) == (len(s) * 5)
+
+
+def test_a_bad_row_group_is_named_in_the_error(lake, tmp_path):
+    units = snapshot_units(lake)
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 not really parquet")
+    s = PatchStream([Unit(str(broken), 0, units[0].rows), *units[1:]], batch_size=5,
+                    shuffle_buffer=1)
+    with pytest.raises(RuntimeError, match=f"{broken} row group 0"):
+        list(s.batches(2))
 
 
 def test_order_changes_per_epoch_and_not_with_worker_count(lake):
     units = snapshot_units(lake)
     s = PatchStream(units, batch_size=5, rank=0, world=1, seed=1, shuffle_buffer=32)
-    e0 = ids(DataLoader(s, batch_size=None, num_workers=0))
+    e0 = batch_ids(s.batches(0))
+    assert all(len(b) == 5 for b in e0)
     s.set_epoch(1)
-    e1 = ids(DataLoader(s, batch_size=None, num_workers=3))
-    assert sorted(e0) == sorted(e1) and e0 != e1
+    e1 = batch_ids(s.batches(3))
+    assert sorted(sum(e0, [])) == sorted(sum(e1, [])) and e0 != e1
     s.set_epoch(0)
-    assert ids(DataLoader(s, batch_size=None, num_workers=3)) == e0
+    assert batch_ids(s.batches(1)) == batch_ids(s.batches(3)) == e0
 
 
 def test_resume_from_a_step_gives_the_same_remaining_batches(lake):
     units = snapshot_units(lake, brains=["B02"])
-    aug = Augment()
-    full = PatchStream(units, batch_size=4, seed=9, augment=aug)
+    full = PatchStream(units, batch_size=4, seed=9)
     full.set_epoch(2)
-    batches = list(DataLoader(full, batch_size=None, num_workers=2))
-    resumed = PatchStream(units, batch_size=4, seed=9, augment=aug)
+    batches = list(full.batches(2))
+    resumed = PatchStream(units, batch_size=4, seed=9)
     resumed.set_epoch(2, start_step=5)
-    rest = list(DataLoader(resumed, batch_size=None, num_workers=1))
+    rest = list(resumed.batches(1))
     assert len(rest) == len(batches) - 5 == len(resumed)
     for a, b in zip(batches[5:], rest):
         assert a["patch_id"] == b["patch_id"] and a["step"] == b["step"]
-        assert torch.equal(a["image"], b["image"])  # augmentation too
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["pmap"], b["pmap"])
     assert all(p in {r["patch_id"] for r in lake.read("patches").to_pylist() if r["brain_id"] == "B02"}
                for b in batches for p in b["patch_id"])
 
 
+def test_augmentation_is_fixed_by_the_batch_position(lake):
+    x = to_input(next(PatchStream(snapshot_units(lake), batch_size=8).batches(0))["image"])
+    aug = Augment()
+    a = aug(x, batch_generator(9, 2, 0, 5))
+    assert a.shape == x.shape and not torch.equal(a, x)
+    assert torch.equal(a, aug(x, batch_generator(9, 2, 0, 5)))
+    assert not torch.equal(a, aug(x, batch_generator(9, 2, 0, 6)))
+
+
 def test_batches_carry_pmap_label_and_pixels(lake):
     s = PatchStream(snapshot_units(lake), batch_size=8, shuffle_buffer=1)
-    b = next(iter(s))
+    b = next(s.batches(0))
     n = [int(p[1:]) for p in b["patch_id"]]
     assert b["image"].shape == (8, 8, 8) and b["image"].dtype == torch.uint8 and b["pmap"].shape == (8, 2)
     assert b["pmap"][:, 0].tolist() == [float(v) for v in n]

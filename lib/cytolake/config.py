@@ -126,7 +126,7 @@ class TrainSettings(Strict):
     projection_dim: Annotated[int, Field(ge=2)] = 128
     norm: str = "batch"  # batch | group
     shuffle_buffer: Annotated[int, Field(ge=1)] = 2048
-    workers: Annotated[int, Field(ge=0)] = 2
+    workers: Annotated[int, Field(ge=0)] = 2  # reader threads decoding row groups (0: the training thread)
     augment: bool = True
     # contrastive: the pmap-weighted loss on every patch; supervised: cross-entropy on the labelled patches
     # (the seed's supervised baseline, same architecture)

@@ -11,7 +11,6 @@ from sklearn.metrics import f1_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from torch.utils.data import DataLoader
 
 from cytolake.lake import Lake
 from cytolake.train.model import to_input
@@ -28,7 +27,7 @@ def embed(model: torch.nn.Module, lake: Lake, split: str, max_samples: int, seed
     feats, labels = [], []
     model.eval()
     with torch.no_grad():
-        for b in DataLoader(stream, batch_size=None, num_workers=workers):
+        for b in stream.batches(workers):
             feats.append(model.features(to_input(b["image"])).numpy())
             labels.append(b["label"].numpy())
             if sum(len(x) for x in labels) >= max_samples:

@@ -5,12 +5,23 @@
   into contiguous shares, one per rank: each sample is read once per epoch across all ranks.
 - A shuffle buffer (seeded by seed, epoch, rank) mixes samples across neighbouring row groups.
 - The order is computed on row indices before any data is read, so it does not depend on the number
-  of DataLoader workers: batch b of the rank is decoded and augmented by worker b mod W, and the
-  DataLoader's round-robin returns batches in order. Resuming at step k starts at batch k.
+  of reader threads. Resuming at step k starts at batch k.
+- Each row group a rank needs is read once per epoch: the units are read in the order they are first
+  needed, by a few threads a few units ahead, and `PatchStream.batches` assembles the batches from a pool
+  of rows that have arrived. (Assembling batches in DataLoader worker processes instead made every worker
+  read nearly every row group, since a shuffle spreads a row group over many batches: W workers, W times
+  the storage reads.)
+- Threads, not processes: decoding is pyarrow's C++ (Parquet, zstd), which runs outside the GIL, and
+  augmentation is not the reader's (the trainer applies it on the training device). Handing a unit from a
+  worker process to the trainer through shared memory moved 0.7-1 GB/s here, as slow as decoding it.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,11 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
-from torch.utils.data import IterableDataset, get_worker_info
 
 from cytolake.lake import Lake
-from cytolake.train.augment import Augment
-from cytolake.train.model import to_input
 
 COLUMNS = ["patch_id", "label", "height", "width", "pmap", "image"]
 
@@ -66,35 +74,29 @@ def epoch_order(sizes: list[int], seed: int, epoch: int, rank: int, world: int, 
     flat = np.concatenate([np.stack([np.full(sizes[u], u), np.arange(sizes[u])], 1) for u in perm]) if sizes else np.zeros((0, 2), int)
     n = len(flat)
     mine = flat[n * rank // world: n * (rank + 1) // world]
-    if shuffle_buffer <= 1:
+    s = min(shuffle_buffer, len(mine))
+    if s <= 1:
         return mine
     rng = np.random.default_rng([seed, epoch, rank, 1])
-    out, buf = np.empty_like(mine), []
-    k = 0
-    for item in mine:
-        buf.append(item)
-        if len(buf) >= shuffle_buffer:
-            j = int(rng.integers(len(buf)))
-            buf[j], buf[-1] = buf[-1], buf[j]
-            out[k] = buf.pop()
-            k += 1
-    for j in rng.permutation(len(buf)):
-        out[k] = buf[j]
-        k += 1
-    return out
+    # a full buffer of s samples: each new sample replaces one drawn at random, which is emitted
+    buf, out = list(range(s)), []
+    for i, j in zip(range(s, len(mine)), rng.integers(s, size=len(mine) - s).tolist()):
+        out.append(buf[j])
+        buf[j] = i
+    out.extend(buf[j] for j in rng.permutation(s).tolist())
+    return mine[out]
 
 
-class PatchStream(IterableDataset):
-    """Batches of (image, pmap, label, patch_id) for one rank. Use with DataLoader(batch_size=None).
+class PatchStream:
+    """Batches of (image, pmap, label, patch_id, step) for one rank: iterate `batches(workers)`.
 
-    `image` is uint8 (N, H, W) without augmentation (pass it through `to_input` on the device), or the
-    augmented float (N, 1, H, W) model input.
+    `image` is uint8 (N, H, W): pass it through `to_input` on the device.
     """
 
     def __init__(self, units: list[Unit], batch_size: int, rank: int = 0, world: int = 1, seed: int = 0,
-                 shuffle_buffer: int = 1024, augment: Augment | None = None, drop_last: bool = True):
+                 shuffle_buffer: int = 1024, drop_last: bool = True):
         self.units, self.batch_size, self.rank, self.world = units, batch_size, rank, world
-        self.seed, self.shuffle_buffer, self.augment, self.drop_last = seed, shuffle_buffer, augment, drop_last
+        self.seed, self.shuffle_buffer, self.drop_last = seed, shuffle_buffer, drop_last
         self.epoch, self.start_step = 0, 0
         self.sizes = [len(u.rows) for u in units]
 
@@ -110,78 +112,128 @@ class PatchStream(IterableDataset):
         return -(-share // self.batch_size)
 
     def __len__(self) -> int:
+        """Batches left in this epoch."""
         return self.batches_per_epoch() - self.start_step
 
-    def __iter__(self):
-        info = get_worker_info()
-        w, nw = (info.id, info.num_workers) if info else (0, 1)
-        order = epoch_order(self.sizes, self.seed, self.epoch, self.rank, self.world, self.shuffle_buffer)
-        mine = [b for b in range(self.start_step, self.batches_per_epoch()) if (b - self.start_step) % nw == w]
-        if not mine:
-            return
+    def _plan(self) -> EpochPlan:
+        """The epoch's plan from the start step (the same in every run with this seed, epoch and rank)."""
         bs = self.batch_size
-        need = np.concatenate([order[b * bs:(b + 1) * bs] for b in mine])
-        by_unit = np.argsort(need[:, 0], kind="stable")
-        units, starts = np.unique(need[by_unit, 0], return_index=True)
-        needed = dict(zip(units.tolist(), np.split(need[by_unit, 1], starts[1:])))
-        pending: dict[int, _Pending] = {}
-        for b in mine:
-            yield self._batch(b, order[b * bs:(b + 1) * bs], needed, pending)
+        order = epoch_order(self.sizes, self.seed, self.epoch, self.rank, self.world, self.shuffle_buffer)
+        order = order[self.start_step * bs: self.batches_per_epoch() * bs]
+        unit, pos = order[:, 0], order[:, 1]
+        by_unit = np.lexsort((pos, unit))
+        units, starts = np.unique(unit[by_unit], return_index=True)
+        samples = dict(zip(units.tolist(), np.split(by_unit, starts[1:])))
+        _, first = np.unique(unit, return_index=True)
+        by_need = np.argsort(first)
+        return EpochPlan(unit, units[by_need], first[by_need], samples, {u: pos[i] for u, i in samples.items()})
 
-
-    def _pending(self, u: int, needed: dict, pending: dict) -> "_Pending":
-        """A row group is read once per epoch and worker; what this worker still needs from it is kept as
-        arrays (about a shuffle buffer's worth of rows in all) and freed as it is used."""
-        p = pending.get(u)
-        if p is None:
-            rows = np.sort(needed[u])
-            unit = self.units[u]
-            t = pq.ParquetFile(unit.path).read_row_group(unit.row_group, columns=COLUMNS).take(unit.rows[rows])
+    def _rows(self, u: int, positions: np.ndarray) -> dict[str, np.ndarray]:
+        """The rows at `positions` of unit u (positions among the unit's filtered rows, sorted), as arrays."""
+        unit = self.units[u]
+        try:
+            t = pq.ParquetFile(unit.path).read_row_group(unit.row_group, columns=COLUMNS)
+            rows = unit.rows[positions]
+            if len(rows) < t.num_rows or (rows != np.arange(len(rows))).any():  # all rows: no copy
+                t = t.take(rows)
             t = t.combine_chunks()
             n, h, w = t.num_rows, t["height"][0].as_py(), t["width"][0].as_py()
             img = t["image"].chunk(0) if t["image"].num_chunks else t["image"]
             offsets = np.frombuffer(img.buffers()[1], np.int32)[img.offset:img.offset + n + 1]
-            images = np.frombuffer(img.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(n, h, w)
-            pm = t["pmap"].combine_chunks().flatten().to_numpy().astype(np.float32, copy=False).reshape(n, -1)
-            p = pending[u] = _Pending(dict(zip(rows.tolist(), range(n))), n, images, pm,
-                                      pc.fill_null(t["label"], -1).to_numpy().astype(np.int64),
-                                      t["patch_id"].to_pylist())
-        return p
+            if not (np.diff(offsets) == h * w).all():
+                raise ValueError(f"an image is not height x width = {h} x {w} bytes")
+            return {"image": np.frombuffer(img.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(n, h, w),
+                    "pmap": t["pmap"].combine_chunks().flatten().to_numpy().astype(np.float32, copy=False).reshape(n, -1),
+                    "label": pc.fill_null(t["label"], -1).to_numpy().astype(np.int64),
+                    "patch_id": t["patch_id"].to_numpy(zero_copy_only=False)}
+        except Exception as e:
+            raise RuntimeError(f"reader: {unit.path} row group {unit.row_group}: {e}") from e
 
-    def _batch(self, b: int, idx: np.ndarray, needed: dict, pending: dict) -> dict:
-        """One batch, each sample copied once into the batch arrays. Images stay uint8 (4x less to move
-        between processes and to the GPU; `to_input` converts them on the device) unless augmented here."""
-        n = len(idx)
-        images = labels = pmap = None
-        ids: list[str] = [""] * n
-        for u in dict.fromkeys(idx[:, 0].tolist()):
-            sel = np.flatnonzero(idx[:, 0] == u)
-            p = self._pending(u, needed, pending)
-            rows = [p.index[int(i)] for i in idx[sel, 1]]
-            if images is None:
-                images = np.empty((n, *p.images.shape[1:]), np.uint8)
-                pmap = np.empty((n, p.pmap.shape[1]), np.float32)
-                labels = np.empty(n, np.int64)
-            images[sel], pmap[sel], labels[sel] = p.images[rows], p.pmap[rows], p.label[rows]
-            for k, r in zip(sel.tolist(), rows):
-                ids[k] = p.patch_id[r]
-            p.left -= len(sel)
-            if p.left == 0:
-                del pending[u]
-        x = torch.from_numpy(images)
-        if self.augment is not None:
-            g = torch.Generator().manual_seed(hash((self.seed, self.epoch, self.rank, b)) & 0x7FFFFFFF)
-            x = self.augment(to_input(x), g)
-        return {"image": x, "pmap": torch.from_numpy(pmap), "label": torch.from_numpy(labels), "patch_id": ids, "step": b}
+    def batches(self, workers: int) -> Iterator[dict]:
+        """The rank's batches of this epoch from its start step, in order; `workers` threads read the units
+        (0: this thread). Rows wait in a `_Pool` until their batch (about a shuffle buffer's worth)."""
+        plan = self._plan()
+        arriving = read_ahead(lambda u: self._rows(u, plan.positions[u]), plan.units.tolist(), workers)
+        pool, k, n = _Pool(len(plan.unit)), 0, len(plan.unit)
+        for i, start in enumerate(range(0, n, self.batch_size)):
+            end = min(start + self.batch_size, n)
+            while k < len(plan.units) and plan.first[k] < end:
+                pool.add(plan.samples[int(plan.units[k])], next(arriving), start)
+                k += 1
+            yield {**pool.take(start, end), "step": self.start_step + i}
 
 
-@dataclass
-class _Pending:
-    """The rows of one row group a worker still has to emit."""
+def read_ahead(read: Callable, items: Iterable, workers: int) -> Iterator:
+    """read(item) for each item in order, by `workers` threads at most 2 x workers items ahead (0: inline).
+    Leaving early waits for the reads in flight."""
+    if workers == 0:
+        yield from map(read, items)
+        return
+    items = iter(items)
+    with ThreadPoolExecutor(workers, thread_name_prefix="cytolake-reader") as ex:
+        ahead = deque(ex.submit(read, x) for x in itertools.islice(items, 2 * workers))
+        while ahead:
+            done = ahead.popleft()
+            ahead.extend(ex.submit(read, x) for x in itertools.islice(items, 1))
+            yield done.result()
 
-    index: dict[int, int]  # position in the unit -> row of the arrays below
-    left: int
-    images: np.ndarray
-    pmap: np.ndarray
-    label: np.ndarray
-    patch_id: list[str]
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """What one rank reads in one epoch from its start step, computed from row indices alone. Samples are
+    numbered by their place in the epoch: batch b is samples b*B .. (b+1)*B - 1."""
+
+    unit: np.ndarray  # the unit of each sample
+    units: np.ndarray  # the units in the order they are first needed
+    first: np.ndarray  # the first sample of each of them
+    samples: dict[int, np.ndarray]  # unit -> its samples, in the order of their positions
+    positions: dict[int, np.ndarray]  # unit -> those positions (among its filtered rows), sorted
+
+
+class _Pool:
+    """The rows that have arrived and are not yet in a batch, in one array per column, so that a batch is one
+    take per column wherever its rows came from. A slot table maps each sample of the epoch to its row.
+    When full, the pool first drops the rows already batched, then grows, so each row is moved O(1) times."""
+
+    def __init__(self, samples: int):
+        self.slot = np.full(samples, -1, np.int64)
+        self.columns: dict[str, np.ndarray] = {}
+        self.used = 0
+
+    def add(self, samples: np.ndarray, columns: dict[str, np.ndarray], done: int) -> None:
+        """Rows for `samples` (in that order); samples before `done` are in batches already."""
+        n = len(samples)
+        if not self.columns:
+            self.columns = {k: np.empty((2 * n, *v.shape[1:]), v.dtype) for k, v in columns.items()}
+        capacity = len(self.columns["label"])
+        if self.used + n > capacity:
+            live = done + np.flatnonzero(self.slot[done:] >= 0)
+            rows = self.slot[live]
+            self.used = len(live)
+            if self.used + n > capacity // 2:
+                capacity = 2 * (self.used + n)
+            self.columns = {k: _moved(v, rows, capacity) for k, v in self.columns.items()}
+            self.slot[live] = np.arange(self.used)
+        for k, v in columns.items():
+            if v.shape[1:] != self.columns[k].shape[1:]:
+                raise ValueError(f"reader: {k} of shape {v.shape[1:]} among rows of shape {self.columns[k].shape[1:]}: "
+                                 "one patch size per training run (filter by brain or retile)")
+            self.columns[k][self.used:self.used + n] = v
+        self.slot[samples] = np.arange(self.used, self.used + n)
+        self.used += n
+
+    def take(self, start: int, end: int) -> dict:
+        """Samples start .. end - 1 as a batch, each copied once."""
+        rows = self.slot[start:end]
+        if (rows < 0).any():
+            raise RuntimeError(f"reader: samples {start}..{end - 1} requested before their rows arrived")
+        out = {k: np.take(v, rows, axis=0) for k, v in self.columns.items()}
+        return {"image": torch.from_numpy(out["image"]), "pmap": torch.from_numpy(out["pmap"]),
+                "label": torch.from_numpy(out["label"]), "patch_id": out["patch_id"].tolist()}
+
+
+def _moved(column: np.ndarray, rows: np.ndarray, capacity: int) -> np.ndarray:
+    """The column's `rows` at the front of an array of `capacity` rows (the same array when it is big enough)."""
+    out = column if capacity <= len(column) else np.empty((capacity, *column.shape[1:]), column.dtype)
+    out[:len(rows)] = column[rows]
+    return out

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from cytolake.config import Settings, TrainSettings
 from cytolake.lake import Lake
-from cytolake.train.augment import Augment
+from cytolake.train.augment import Augment, batch_generator
 from cytolake.train.loss import anchor_losses
 from cytolake.train.model import FEATURE_DIM, Encoder, to_input
 from cytolake.train.reader import PatchStream, snapshot_units
@@ -101,8 +100,8 @@ def run_train_contrastive(settings: Settings, dist, log=print) -> Path:
     lake = Lake(settings.paths.lake)
     supervised = t.objective == "supervised"
     units = snapshot_units(lake, splits=list(t.splits), brains=list(t.brains) or None, labelled=supervised)
-    stream = PatchStream(units, t.batch_size, dist.rank, dist.world, t.seed, t.shuffle_buffer,
-                         Augment() if t.augment else None, drop_last=True)
+    stream = PatchStream(units, t.batch_size, dist.rank, dist.world, t.seed, t.shuffle_buffer, drop_last=True)
+    augment = Augment() if t.augment else None
     per_epoch = stream.batches_per_epoch()
     if per_epoch == 0:
         raise RuntimeError(f"no full batch of {t.batch_size} x {dist.world} patches in splits {list(t.splits)}: tile first")
@@ -143,9 +142,10 @@ def run_train_contrastive(settings: Settings, dist, log=print) -> Path:
     while step < total:
         epoch, start = divmod(step, per_epoch)
         stream.set_epoch(epoch, start)
-        loader = DataLoader(stream, batch_size=None, num_workers=t.workers)
-        for batch in loader:
+        for batch in stream.batches(t.workers):
             x = to_input(batch["image"].to(device, non_blocking=True))
+            if augment is not None:
+                x = augment(x, batch_generator(t.seed, epoch, dist.rank, batch["step"], device))
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
             if supervised:
