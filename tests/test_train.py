@@ -1,9 +1,13 @@
 """Contrastive and supervised training end to end on a tiny tiled lake (resume after SIGKILL: tests/reliability)."""
 
+import json
+from pathlib import Path
+
 import torch
 
+from cytolake.eval.probe import probe_table, run_probe
 from cytolake.train.dist import Single
-from cytolake.train.trainer import load_encoder, run_train_contrastive
+from cytolake.train.trainer import ensure_random_encoder, load_encoder, run_train_contrastive
 
 from conftest import losses, with_train
 
@@ -21,16 +25,16 @@ def test_training_writes_encoder_config_metrics_and_tensorboard(tiled_lake):
     assert feats.shape == (2, 2048)
 
 
-def test_probe_scores_features_on_held_out_sections_and_the_transfer_brain(tiled_lake):
-    from cytolake.eval.probe import probe
-    from cytolake.lake import Lake
-    from cytolake.train.trainer import build_encoder
-
-    torch.manual_seed(0)
-    r = probe(build_encoder(tiled_lake.train), Lake(tiled_lake.paths.lake), max_samples=400)
-    assert r["classes"] >= 5 and r["train_samples"] > 50
-    for k in ("linear_test_macro_f1", "knn_test_macro_f1", "linear_transfer_macro_f1", "knn_transfer_macro_f1"):
-        assert 0.0 <= r[k] <= 1.0
+def test_probe_scores_a_saved_encoder_and_random_init_on_test_sections_and_the_transfer_brain(tiled_lake):
+    out = Path(tiled_lake.paths.models) / "probe-me"
+    ensure_random_encoder(tiled_lake, out)
+    results, path = run_probe(tiled_lake, "probe-me", max_samples=400)
+    assert json.loads(path.read_text()) == results and set(results) == {"probe-me", "random-init"}
+    for r in results.values():
+        assert r["classes"] >= 5 and r["train_samples"] > 50
+        for k in ("linear_test_macro_f1", "knn_test_macro_f1", "linear_transfer_macro_f1", "knn_transfer_macro_f1"):
+            assert 0.0 <= r[k] <= 1.0
+    assert "probe-me" in probe_table(results) and "knn_transfer_macro_f1" in probe_table(results)
 
 
 def test_supervised_objective_trains_the_same_encoder_on_labelled_patches(tiled_lake):

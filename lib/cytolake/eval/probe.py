@@ -4,6 +4,9 @@ probe of the area label, trained on labelled `train` patches and scored by macro
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
@@ -12,9 +15,11 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from cytolake.config import Settings
 from cytolake.lake import Lake
 from cytolake.train.model import to_input
 from cytolake.train.reader import PatchStream, snapshot_units
+from cytolake.train.trainer import build_encoder, load_encoder
 
 
 def embed(model: torch.nn.Module, lake: Lake, split: str, max_samples: int, seed: int = 0, batch: int = 128,
@@ -53,3 +58,24 @@ def probe(model: torch.nn.Module, lake: Lake, max_samples: int = 3000, seed: int
             out[f"{name}_{split}_macro_f1"] = float(f1_score(y, clf.predict(x), average="macro"))
         out[f"{split}_samples"] = float(len(y))
     return out
+
+
+def run_probe(settings: Settings, version: str, max_samples: int = 3000) -> tuple[dict[str, dict[str, float]], Path]:
+    """The probes of encoder `version` (under paths.models) and of a random-initialised encoder of the
+    configured architecture, written to paths.reports/probe-VERSION.json."""
+    lake = Lake(settings.paths.lake)
+    torch.manual_seed(settings.train.seed)
+    results = {version: probe(load_encoder(Path(settings.paths.models) / version), lake, max_samples),
+               "random-init": probe(build_encoder(settings.train), lake, max_samples)}
+    out = Path(settings.paths.reports) / f"probe-{version}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    return results, out
+
+
+def probe_table(results: dict[str, dict[str, float]]) -> str:
+    """The macro-F1 scores, one row per encoder."""
+    keys = sorted({k for r in results.values() for k in r if "macro_f1" in k})
+    rows = [f"{'encoder':24s} " + " ".join(f"{k:>26s}" for k in keys)]
+    rows += [f"{name:24s} " + " ".join(f"{r.get(k, float('nan')):26.3f}" for k in keys) for name, r in results.items()]
+    return "\n".join(rows)
