@@ -2,7 +2,8 @@
 
 Exact 90-degree rotations and flips (cortex has no preferred orientation in a section), a small
 rotation and scale jitter, brightness and contrast jitter (staining and scanner variation). Every
-draw comes from the generator passed in, so a batch is augmented the same way on a rerun and on resume (`batch_generator`).
+draw comes from the generator passed in, so a batch is augmented the same way on a rerun and on
+resume (`batch_generator`).
 """
 
 from __future__ import annotations
