@@ -26,7 +26,7 @@ from cytolake.lake import Lake
 from cytolake.train.augment import Augment, batch_generator
 from cytolake.train.dist import Single
 from cytolake.train.model import Encoder
-from cytolake.train.reader import COLUMNS, PatchStream, snapshot_units
+from cytolake.train.reader import COLUMNS, PatchStream, image_array, snapshot_units
 from cytolake.train.trainer import contrastive_loss_step
 from timing import call_seconds
 
@@ -94,9 +94,7 @@ def reader_ratio(lake: Lake, batch: int, workers: int, repeats: int = 3) -> dict
         for f in files:
             t = pq.read_table(f, columns=COLUMNS)
             h, w = t["height"][0].as_py(), t["width"][0].as_py()
-            for img in t["image"].chunks:
-                offsets = np.frombuffer(img.buffers()[1], np.int32)[img.offset:img.offset + len(img) + 1]
-                n += len(np.frombuffer(img.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(-1, h, w))
+            n += sum(len(image_array(img, h, w)) for img in t["image"].chunks)
             t["pmap"].combine_chunks().flatten().to_numpy()
         return n / (time.perf_counter() - t0)
 

@@ -130,8 +130,9 @@ def test_predictions_cover_every_node_and_a_rerun_trains_nothing(evaluated):
 
 def test_gnn_plus_is_trained_and_predicts_with_the_pmap_prior(evaluated):
     """`run_train_gnn` hands GNN+ the pmap prior (what `fit` does with it is tested above): on the tiny lake,
-    whose features carry little, GNN+ agrees with pmap-argmax on about half the nodes (0.50-0.52 in three runs;
-    0.33-0.34 with the prior left out, the pmap then only an input) and GNN, which never sees the pmap, on 0.14-0.15."""
+    whose features carry little, GNN+ agrees with pmap-argmax on about half the nodes (0.50-0.52 in two runs;
+    0.33-0.34 in two with the prior left out, the pmap then only an input) and GNN, which never sees the pmap,
+    on 0.13-0.15."""
     _, _, results = evaluated
     for r in results:
         follows = {k: float(np.mean(r.predicted[k] == r.predicted["pmap-argmax"])) for k in ("gnn", "gnn+")}

@@ -126,7 +126,7 @@ class PatchStream:
         samples = dict(zip(units.tolist(), np.split(by_unit, starts[1:])))
         _, first = np.unique(unit, return_index=True)
         by_need = np.argsort(first)
-        return EpochPlan(unit, units[by_need], first[by_need], samples, {u: pos[i] for u, i in samples.items()})
+        return EpochPlan(len(order), units[by_need], first[by_need], samples, {u: pos[i] for u, i in samples.items()})
 
     def _rows(self, u: int, positions: np.ndarray) -> dict[str, np.ndarray]:
         """The rows at `positions` of unit u (positions among the unit's filtered rows, sorted), as arrays."""
@@ -136,14 +136,10 @@ class PatchStream:
             rows = unit.rows[positions]
             if len(rows) < t.num_rows or (rows != np.arange(len(rows))).any():  # all rows: no copy
                 t = t.take(rows)
-            t = t.combine_chunks()
+            t = t.combine_chunks()  # one chunk per column: a unit in the plan has at least one row
             n, h, w = t.num_rows, t["height"][0].as_py(), t["width"][0].as_py()
-            img = t["image"].chunk(0) if t["image"].num_chunks else t["image"]
-            offsets = np.frombuffer(img.buffers()[1], np.int32)[img.offset:img.offset + n + 1]
-            if not (np.diff(offsets) == h * w).all():
-                raise ValueError(f"an image is not height x width = {h} x {w} bytes")
-            return {"image": np.frombuffer(img.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(n, h, w),
-                    "pmap": t["pmap"].combine_chunks().flatten().to_numpy().astype(np.float32, copy=False).reshape(n, -1),
+            return {"image": image_array(t["image"].chunk(0), h, w),
+                    "pmap": t["pmap"].chunk(0).flatten().to_numpy().astype(np.float32, copy=False).reshape(n, -1),
                     "label": pc.fill_null(t["label"], -1).to_numpy().astype(np.int64),
                     "patch_id": t["patch_id"].to_numpy(zero_copy_only=False)}
         except Exception as e:
@@ -154,13 +150,21 @@ class PatchStream:
         (0: this thread). Rows wait in a `_Pool` until their batch (about a shuffle buffer's worth)."""
         plan = self._plan()
         arriving = read_ahead(lambda u: self._rows(u, plan.positions[u]), plan.units.tolist(), workers)
-        pool, k, n = _Pool(len(plan.unit)), 0, len(plan.unit)
-        for i, start in enumerate(range(0, n, self.batch_size)):
-            end = min(start + self.batch_size, n)
+        pool, k = _Pool(plan.size), 0
+        for i, start in enumerate(range(0, plan.size, self.batch_size)):
+            end = min(start + self.batch_size, plan.size)
             while k < len(plan.units) and plan.first[k] < end:
                 pool.add(plan.samples[int(plan.units[k])], next(arriving), start)
                 k += 1
             yield {**pool.take(start, end), "step": self.start_step + i}
+
+
+def image_array(images: pa.Array, h: int, w: int) -> np.ndarray:
+    """A binary column of h x w uint8 images as a zero-copy (n, h, w) array; every value must be h x w bytes."""
+    offsets = np.frombuffer(images.buffers()[1], np.int32)[images.offset:images.offset + len(images) + 1]
+    if not (np.diff(offsets) == h * w).all():
+        raise ValueError(f"an image is not height x width = {h} x {w} bytes")
+    return np.frombuffer(images.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(-1, h, w)
 
 
 def read_ahead(read: Callable, items: Iterable, workers: int) -> Iterator:
@@ -183,7 +187,7 @@ class EpochPlan:
     """What one rank reads in one epoch from its start step, computed from row indices alone. Samples are
     numbered by their place in the epoch: batch b is samples b*B .. (b+1)*B - 1."""
 
-    unit: np.ndarray  # the unit of each sample
+    size: int  # samples in the plan
     units: np.ndarray  # the units in the order they are first needed
     first: np.ndarray  # the first sample of each of them
     samples: dict[int, np.ndarray]  # unit -> its samples, in the order of their positions
