@@ -1,6 +1,7 @@
 """The streaming reader over a real Delta `patches` table: sharding, epochs, reader threads, reads, resume."""
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 
@@ -8,7 +9,7 @@ from cytolake.lake import Lake
 from cytolake.schemas import schema
 from cytolake.train.augment import Augment, batch_generator
 from cytolake.train.model import to_input
-from cytolake.train.reader import PatchStream, Unit, snapshot_units
+from cytolake.train.reader import PatchStream, Unit, image_array, snapshot_units
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +128,14 @@ def test_batches_carry_pmap_label_and_pixels(lake):
     assert b["image"][:, 0, 0].tolist() == [v % 256 for v in n]
     x = to_input(b["image"])
     assert x.shape == (8, 1, 8, 8) and torch.allclose(x[:, 0, 0, 0], (torch.tensor([v % 256 for v in n]) / 255.0 - 0.5) / 0.25)
+
+
+@pytest.mark.parametrize("kind", [pa.binary(), pa.large_binary()])
+def test_image_array_views_the_column_and_rejects_a_wrong_size(kind):
+    images = pa.array([bytes([i]) * 6 for i in range(4)], kind).slice(1)  # an offset into the buffers
+    got = image_array(images, 2, 3)
+    assert got.shape == (3, 2, 3) and got[:, 0, 0].tolist() == [1, 2, 3] and not got.flags.owndata
+    with pytest.raises(ValueError, match="not height x width = 3 x 3 bytes"):
+        image_array(images, 3, 3)
+    with pytest.raises(TypeError, match="not binary"):
+        image_array(pa.array(["abcdef"]), 2, 3)

@@ -161,7 +161,10 @@ class PatchStream:
 
 def image_array(images: pa.Array, h: int, w: int) -> np.ndarray:
     """A binary column of h x w uint8 images as a zero-copy (n, h, w) array; every value must be h x w bytes."""
-    offsets = np.frombuffer(images.buffers()[1], np.int32)[images.offset:images.offset + len(images) + 1]
+    if not (pa.types.is_binary(images.type) or pa.types.is_large_binary(images.type)):
+        raise TypeError(f"images are {images.type}, not binary")
+    width = np.int64 if pa.types.is_large_binary(images.type) else np.int32
+    offsets = np.frombuffer(images.buffers()[1], width)[images.offset:images.offset + len(images) + 1]
     if not (np.diff(offsets) == h * w).all():
         raise ValueError(f"an image is not height x width = {h} x {w} bytes")
     return np.frombuffer(images.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(-1, h, w)
