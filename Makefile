@@ -41,7 +41,7 @@ $(HVD_STAMP): $(STAMP)
 	  $(HVD_ENV) $(PY) -m pip install --quiet --no-build-isolation horovod==0.28.1; }
 	@touch $(HVD_STAMP)
 
-MODELS ?= contrastive-pmap-v1 supervised-v1 random-init
+MODELS ?= contrastive-pmap-v1 contrastive-sup-v1 supervised-v1 random-init
 
 # The whole pipeline on the embedded default; ends with the evaluation report's path and table.
 demo: setup
@@ -49,6 +49,7 @@ demo: setup
 	$(PY) jobs/ingest.py --config $(CONFIG)
 	$(PY) jobs/tile.py --config $(CONFIG)
 	$(PY) jobs/train_contrastive.py --config $(CONFIG)
+	$(PY) jobs/train_contrastive.py --config $(CONFIG) --objective contrastive-label --model-version contrastive-sup-v1
 	$(PY) jobs/train_contrastive.py --config $(CONFIG) --objective supervised --model-version supervised-v1
 	for m in $(MODELS); do $(PY) jobs/embed.py --config $(CONFIG) --model $$m || exit 1; done
 	for m in $(MODELS); do $(PY) jobs/build_graph.py --config $(CONFIG) --model $$m || exit 1; done

@@ -1,11 +1,13 @@
-"""Train the ResNet-50 encoder with the pmap-weighted contrastive loss on the `patches` table, or (with
---objective supervised) the same architecture with cross-entropy on the labelled patches: the baseline.
+"""Train the encoder (`train.backbone`) with the pmap-weighted contrastive loss on the `patches` table
+(cont-pmap), or the same architecture on the labelled patches with the contrastive loss on one-hot labels
+(--objective contrastive-label: cont-sup) or cross-entropy (--objective supervised: sup).
 
     python jobs/train_contrastive.py --config conf/local.yaml                  # one process
     torchrun --nproc_per_node=N jobs/train_contrastive.py --config ...          # torch.distributed (gloo / nccl)
     horovodrun -np N python jobs/train_contrastive.py --config ...              # Horovod
 
     python jobs/train_contrastive.py --objective supervised --model-version supervised-v1
+    python jobs/train_contrastive.py --objective contrastive-label --model-version contrastive-sup-v1
 
 Resumes from paths.models/<model_version>/checkpoint.pt when one exists.
 """
@@ -18,7 +20,7 @@ from cytolake.train.trainer import run_train_contrastive
 def main() -> int:
     p = parser(__doc__, writes_lake=False)
     p.add_argument("--max-steps", type=int, help="stop after this many steps (overrides train.max_steps)")
-    p.add_argument("--objective", choices=["contrastive", "supervised"], help="overrides train.objective")
+    p.add_argument("--objective", choices=["contrastive", "contrastive-label", "supervised"], help="overrides train.objective")
     p.add_argument("--model-version", help="overrides train.model_version (the folder under paths.models)")
     a = p.parse_args()
     cfg = settings(a.config)

@@ -12,7 +12,8 @@ from cytolake.atlas.pmaps import Atlas
 from cytolake.config import AtlasSettings, load_config
 from cytolake.io.images import read_info
 from cytolake.io.manifest import read_manifest
-from cytolake.synth.texture import family
+from cytolake.synth import cytoarchitecture as cyto
+from cytolake.synth.cytoarchitecture import family
 
 from conftest import ROOT
 
@@ -41,9 +42,11 @@ def test_manifest_affines_place_sections_on_their_planes(synth_landing):
     for e in entries:
         a = np.asarray(e.transform).reshape(4, 4)
         info = read_info(e.image)
-        corners = np.array([[0, 0, 0, 1], [info.width - 1, info.height - 1, 0, 1]]) @ a.T
-        assert np.allclose(corners[:, 1], corners[0, 1])  # coronal: one y for the whole section
-        assert lo - gap <= corners[0, 1] <= hi + gap
+        centre = np.array([(info.width - 1) / 2, (info.height - 1) / 2, 0, 1]) @ a.T
+        normal = np.cross(a[:3, 0], a[:3, 1])
+        tilt = np.degrees(np.arccos(abs(normal[1]) / np.linalg.norm(normal)))
+        assert tilt < 4 * CFG.synth.cutting_angle_sd_deg  # coronal, up to the cutting angle
+        assert lo - gap <= centre[1] <= hi + gap
         assert np.isclose(np.linalg.norm(a[:3, 0]), CFG.synth.spacing_um / 1000)  # mm per pixel
     annotated = [e for e in entries if e.annotation is not None]
     assert len(annotated) == round(CFG.synth.annotated_fraction * 3)
@@ -99,3 +102,47 @@ def test_texture_alone_tells_areas_apart_across_brains_but_neighbours_stay_hard(
     fam = [family(names[c]) for c in classes]
     base = np.mean([fa == fb for fa in fam for fb in fam])
     assert same_family > 2 * base
+
+
+def test_every_area_of_the_atlas_has_a_laminar_signature_true_to_its_type():
+    names = {a.name for a in Atlas(AtlasSettings()).areas}
+    sig = {n: cyto.signature(n) for n in names}  # raises for an area without one
+    iv = cyto.LAMINAE.index("IV")
+    # agranular motor cortex has no layer IV; koniocortex has the widest
+    assert all(sig[n].thickness[iv] == 0 for n in names if "motor" in n)
+    konio = sig["Primary_somatosensory_cortex_BA3b"].thickness[iv]
+    assert konio == max(s.thickness[iv] for n, s in sig.items() if "V1" not in n)
+    # Betz cells: the largest somata of the map sit in Vb of BA4a; BA4p has smaller ones; BA6 none
+    vb = cyto.LAMINAE.index("Vb")
+    assert sig["Primary_motor_cortex_BA4a"].soma_um[vb] > 50 > sig["Primary_motor_cortex_BA4p"].soma_um[vb] > 35
+    assert sig["Premotor_cortex_BA6"].soma_um[vb] < 30
+    # motor cortex is the thickest, koniocortex among the thinnest
+    assert sig["Primary_motor_cortex_BA4a"].thickness_mm > 3.5 > 2.2 > sig["Primary_somatosensory_cortex_BA3b"].thickness_mm
+    # areas of one family differ, but less than areas of different types
+    def dist(a, b):
+        return float(np.abs(np.array(a.thickness) - b.thickness).sum() + np.abs(np.log1p(a.density) - np.log1p(b.density)).mean())
+    fam = ["Primary_somatosensory_cortex_BA1", "Primary_somatosensory_cortex_BA3b"]
+    assert 0 < dist(sig[fam[0]], sig[fam[1]]) < dist(sig["Primary_motor_cortex_BA4a"], sig[fam[1]])
+
+
+def test_each_brain_varies_a_signature_a_little():
+    base = cyto.signature("Inferior_parietal_lobule_PF")
+    a, b = (cyto.brain_signature(base, np.random.default_rng(s), 1.0) for s in (1, 2))
+    assert a != b and abs(sum(a.thickness) - 1) < 1e-9
+    assert np.allclose(a.thickness, base.thickness, rtol=0.5) and not np.allclose(a.thickness, base.thickness, rtol=1e-3)
+
+
+def test_artifacts_damage_tissue_only_as_described():
+    from cytolake.synth.texture import damage
+
+    od = np.full((400, 400), 0.3, np.float32)
+    tissue = np.zeros_like(od, bool)
+    tissue[50:350, 50:350] = True
+    for kind in ("tear", "fold", "missing", "bubble"):
+        out = damage(od, tissue, (kind,), 40.0, np.random.default_rng(0))
+        changed = out != od
+        assert changed.any(), kind
+        if kind in ("tear", "missing"):
+            assert (out[changed] == 0).all()  # bare slide
+        if kind == "fold":
+            assert np.allclose(out[changed], 0.3 * 1.9)  # tissue doubled

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from cytolake.eval.probe import probe_table, run_probe
@@ -22,7 +23,7 @@ def test_training_writes_encoder_config_metrics_and_tensorboard(tiled_lake):
     assert all(v == v and v >= 0 for v in l.values()) and sum(v > 0 for v in l.values()) >= 4
     enc = load_encoder(out)
     feats = enc.features(torch.zeros(2, 1, 16, 16))
-    assert feats.shape == (2, 2048)
+    assert feats.shape == (2, 512)  # conf/test.yaml: train.backbone resnet18
 
 
 def test_probe_scores_a_saved_encoder_and_random_init_on_test_sections_and_the_transfer_brain(tiled_lake):
@@ -44,4 +45,36 @@ def test_supervised_objective_trains_the_same_encoder_on_labelled_patches(tiled_
     assert sorted(l) == [1, 2, 3, 4] and all(v == v and v > 0 for v in l.values())
     assert l[1] > 1.0  # cross-entropy over ~100 areas starts near log(100), not near the contrastive loss
     enc = load_encoder(out)
-    assert enc.features(torch.zeros(2, 1, 16, 16)).shape == (2, 2048)
+    assert enc.features(torch.zeros(2, 1, 16, 16)).shape == (2, 512)
+
+
+def test_contrastive_label_objective_is_the_pmap_loss_on_one_hot_labels(tiled_lake):
+    """cont-sup: labelled patches only, p = one-hot label, so two patches are positives exactly when they
+    share an area (SupCon)."""
+    from cytolake.train.dist import Single as One
+    from cytolake.train.loss import pmap_contrastive_loss
+
+    cfg = with_train(tiled_lake, model_version="cont-sup", objective="contrastive-label", max_steps=3)
+    out = run_train_contrastive(cfg, One(), log=lambda *a: None)
+    l = losses(out)
+    assert sorted(l) == [1, 2, 3] and all(v == v and v >= 0 for v in l.values())
+    assert json.loads((out / "config.json").read_text())["train"]["objective"] == "contrastive-label"
+    z = torch.nn.functional.normalize(torch.randn(6, 4), dim=1)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    onehot = torch.nn.functional.one_hot(labels, 3).float()
+    # with one-hot p the weights are 1 within an area and 0 across: SupCon over the same-area pairs
+    logits = (z @ z.T) / 0.1
+    logits.fill_diagonal_(float("-inf"))
+    logp = logits - torch.logsumexp(logits, 1, keepdim=True)
+    partner = torch.tensor([1, 0, 3, 2, 5, 4])
+    supcon = -logp[torch.arange(6), partner].mean()
+    assert pmap_contrastive_loss(z, onehot, 0.1, include_self_weight=False) == pytest.approx(float(supcon), rel=1e-5)
+
+
+def test_backbone_is_chosen_by_torchvision_name():
+    from cytolake.train.model import Encoder
+
+    assert Encoder(backbone="resnet18").feature_dim == 512
+    assert Encoder(backbone="resnet50", head_downsample=2).features(torch.zeros(2, 1, 32, 32)).shape == (2, 2048)
+    with pytest.raises(ValueError, match="unknown backbone"):
+        Encoder(backbone="vgg11")

@@ -72,7 +72,10 @@ class SynthSettings(Strict):
     parcellation_noise: Annotated[float, Field(ge=0)] = 0.6
     min_area_probability: Annotated[float, Field(gt=0, le=1)] = 0.15
     section_thickness_um: Annotated[float, Field(gt=0)] = 20.0
-    texture_scale: Annotated[float, Field(gt=0)] = 1.0
+    # sd of the cutting angle out of the coronal plane: a few degrees, as when a block is mounted by eye
+    cutting_angle_sd_deg: Annotated[float, Field(ge=0, le=30)] = 3.0
+    # share of sections with tissue artifacts (tears, folds, missing pieces, air bubbles; synth/texture.py)
+    artifact_fraction: Annotated[float, Field(ge=0, le=1)] = 0.2
 
     @model_validator(mode="after")
     def _ranges(self) -> "SynthSettings":
@@ -121,6 +124,7 @@ class TrainSettings(Strict):
     warmup_steps: Annotated[int, Field(ge=0)] = 20
     tau: Annotated[float, Field(gt=0)] = 0.1
     include_self_weight: bool = True  # the seed's normaliser; false: SupCon-style
+    backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] = "resnet50"  # the seed's: ResNet-50
     head_downsample: Annotated[int, Field(ge=1)] = 1  # the seed: 2048 px patches brought down before the stem
     head_channels: Annotated[int, Field(ge=1)] = 16
     projection_dim: Annotated[int, Field(ge=2)] = 128
@@ -128,9 +132,14 @@ class TrainSettings(Strict):
     shuffle_buffer: Annotated[int, Field(ge=1)] = 2048
     workers: Annotated[int, Field(ge=0)] = 2  # reader threads decoding row groups (0: the training thread)
     augment: bool = True
-    # contrastive: the pmap-weighted loss on every patch; supervised: cross-entropy on the labelled patches
-    # (the seed's supervised baseline, same architecture)
-    objective: Literal["contrastive", "supervised"] = "contrastive"
+    # brightness (added, fraction of the intensity range) and contrast (factor range) jitter: as large as the
+    # staining and scanning variation between sections, not larger, or it erases the grey level of a layer
+    augment_brightness: Annotated[float, Field(ge=0, le=1)] = 0.1
+    augment_contrast: tuple[float, float] = (0.8, 1.2)
+    # the seed's feature models: contrastive (cont-pmap) = the pmap-weighted loss on every patch, no labels;
+    # contrastive-label (cont-sup) = the same loss with one-hot labels as p (SupCon) on the labelled patches;
+    # supervised (sup) = cross-entropy on the labelled patches. Same architecture for all three.
+    objective: Literal["contrastive", "contrastive-label", "supervised"] = "contrastive"
     checkpoint_every: Annotated[int, Field(ge=1)] = 50
     bf16: bool = True  # on GPU only
     seed: int = 0
@@ -176,7 +185,8 @@ class GnnSettings(Strict):
 class EvaluateSettings(Strict):
     """The seed's comparison (`jobs/evaluate.py`): feature sources and clustering."""
 
-    models: tuple[str, ...] = ("contrastive-pmap-v1", "supervised-v1", "random-init")
+    models: tuple[str, ...] = ("contrastive-pmap-v1", "contrastive-sup-v1", "supervised-v1", "random-init")
+    gnn_seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1)  # GNN and GNN+ are trained once per seed: mean ± sd
     clusters: tuple[int, ...] = (10, 20, 40, 80)  # k of the data-driven parcellation
     embedding_plot_points: Annotated[int, Field(ge=10)] = 3000
 

@@ -36,7 +36,7 @@ def cached_encoder(model_dir: str, device: str):
 
 
 def embed_images(model, images: list[bytes], height: int, width: int, device: str) -> np.ndarray:
-    """(N, 2048) float32 backbone features of raw uint8 patches of one size."""
+    """(N, feature_dim) float32 backbone features of raw uint8 patches of one size."""
     import torch
 
     from cytolake.train.model import to_input

@@ -1,9 +1,12 @@
 """The seed's comparison on one lake: pmap-argmax, linear probe, GNN and GNN+ per feature model, macro-F1 on
-the `test` sections and the `transfer` brain, plus a clustering of the features."""
+the `test` sections and the `transfer` brain (GNN and GNN+ over `evaluate.gnn_seeds`), plus a clustering of
+the features."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -16,16 +19,35 @@ from cytolake.gnn.train import node_inputs
 from cytolake.lake import Lake
 
 METHODS = ("pmap-argmax", "linear", "gnn", "gnn+")
+# the poster's names of the feature models, by training objective (train.objective in the model's config.json)
+FEATURE_MODELS = {"supervised": "sup", "contrastive-label": "cont-sup", "contrastive": "cont-pmap", None: "random-init"}
 
 
 @dataclass
 class ModelResult:
     model_version: str
     graphs: GraphSet
-    predicted: dict[str, np.ndarray] = field(default_factory=dict)  # method -> per node
-    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # method -> split metrics
-    runs: dict[str, str] = field(default_factory=dict)  # gnn kind -> run_id
+    feature_model: str = "random-init"  # the poster's name: sup, cont-sup, cont-pmap, random-init
+    predicted: dict[str, np.ndarray] = field(default_factory=dict)  # method -> per node (GNNs: the first seed's)
+    seed_scores: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # method -> one per seed
+    runs: dict[str, list[str]] = field(default_factory=dict)  # gnn kind -> run_id per seed
     clusters: list[dict] = field(default_factory=list)
+
+    def mean(self, method: str, key: str) -> float:
+        return float(np.mean([s[key] for s in self.seed_scores[method]]))
+
+    def sd(self, method: str, key: str) -> float:
+        v = [s[key] for s in self.seed_scores[method]]
+        return float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+
+
+def feature_model(models_dir: Path, model_version: str) -> str:
+    """The poster's name of a feature model, from the objective its encoder was trained with."""
+    path = Path(models_dir) / model_version / "config.json"
+    cfg = json.loads(path.read_text()) if path.is_file() else {}
+    if not cfg.get("steps"):  # never trained: the random-initialised baseline
+        return FEATURE_MODELS[None]
+    return FEATURE_MODELS[cfg["train"]["objective"]]
 
 
 def linear_probe(gs: GraphSet, train: np.ndarray) -> np.ndarray:
@@ -38,13 +60,19 @@ def linear_probe(gs: GraphSet, train: np.ndarray) -> np.ndarray:
 def compare_model(settings: Settings, model_version: str, log=print) -> ModelResult:
     lake = Lake(settings.paths.lake)
     gs = load_graphs(lake, model_version)
-    r = ModelResult(model_version, gs)
+    r = ModelResult(model_version, gs, feature_model(settings.paths.models, model_version))
     masks = split_score_masks(gs, settings)
     r.predicted["pmap-argmax"] = gs.pmap.argmax(1)
     r.predicted["linear"] = linear_probe(gs, masks["train"] | masks["validation"])
+    for m in ("pmap-argmax", "linear"):
+        r.seed_scores[m] = [score(gs, r.predicted[m], masks)]
     for kind in ("gnn", "gnn+"):
-        run = run_train_gnn(settings, model_version, kind, gs=gs, log=log)
-        r.predicted[kind], r.runs[kind] = run.predicted, run.run_id
-    r.scores = {m: score(gs, p, masks) for m, p in r.predicted.items()}
+        r.seed_scores[kind], r.runs[kind] = [], []
+        for seed in settings.evaluate.gnn_seeds:
+            seeded = settings.model_copy(update={"gnn": settings.gnn.model_copy(update={"seed": seed})})
+            run = run_train_gnn(seeded, model_version, kind, gs=gs, log=log)
+            r.seed_scores[kind].append(score(gs, run.predicted, masks))
+            r.runs[kind].append(run.run_id)
+            r.predicted.setdefault(kind, run.predicted)
     r.clusters = cluster_scores(gs.features, gs.label, settings.evaluate.clusters)
     return r

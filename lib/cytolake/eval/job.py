@@ -31,14 +31,15 @@ def run_evaluate(settings: Settings, log=print) -> tuple[str, list[ModelResult]]
         for r in results:
             for method in ("pmap-argmax", "linear"):
                 lake.merge("metrics", metric_rows(run, r.model_version, method,
-                                                  {k: v for k, v in r.scores[method].items()}, {"method": method}))
+                                                  r.seed_scores[method][0], {"method": method}))
             for c in r.clusters:
                 lake.merge("metrics", metric_rows(run, r.model_version, "clustering",
                                                   {f"all_ari_k{c['k']}": c["ari"], f"all_nmi_k{c['k']}": c["nmi"]}, {}))
     areas = lake.read("areas").sort_by("area_index").to_pylist()
     names = [f"{a['name']}_{a['hemisphere']}" if a["hemisphere"] != "B" else a["name"] for a in areas]
     sections = {(s["brain_id"], s["section_id"]): s for s in lake.read("sections").to_pylist()}
-    path = write_report(settings.paths.reports / run, results, names, sections, settings.evaluate.embedding_plot_points)
+    path = write_report(settings.paths.reports / run, results, names, sections, settings.evaluate.embedding_plot_points,
+                        settings.paths.models)
     log(f"report: {path}")
     log(comparison_table(results))
     return str(path), results

@@ -27,7 +27,7 @@ def embed(model: torch.nn.Module, lake: Lake, split: str, max_samples: int, seed
     """Backbone features and labels of (up to max_samples, drawn by the reader's seeded shuffle) labelled patches."""
     units = snapshot_units(lake, splits=[split], labelled=True)
     if not units:
-        return np.zeros((0, 2048), np.float32), np.zeros(0, int)
+        return np.zeros((0, model.feature_dim), np.float32), np.zeros(0, int)
     stream = PatchStream(units, batch, seed=seed, shuffle_buffer=4096, drop_last=False)
     feats, labels = [], []
     model.eval()

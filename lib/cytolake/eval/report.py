@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -19,17 +20,88 @@ from cytolake.eval.metrics import per_area_f1  # noqa: E402
 from cytolake.io.images import LevelReader, read_info  # noqa: E402
 
 
+POSTER_ORDER = ("sup", "cont-sup", "cont-pmap", "random-init")
+
+
+def _cell(r: ModelResult, method: str, split: str) -> str:
+    key = f"{split}_macro_f1"
+    if len(r.seed_scores[method]) > 1:
+        return f"{r.mean(method, key):.3f} ± {r.sd(method, key):.3f}"
+    return f"{r.mean(method, key):.3f}"
+
+
+def ordered(results: list[ModelResult]) -> list[ModelResult]:
+    """The poster's row order: sup, cont-sup, cont-pmap, then random-init and anything else."""
+    rank = {name: i for i, name in enumerate(POSTER_ORDER)}
+    return sorted(results, key=lambda r: rank.get(r.feature_model, len(rank)))
+
+
 def comparison_table(results: list[ModelResult]) -> str:
-    """Markdown: a row per method, test and transfer macro-F1 per feature model."""
-    head = "| method | " + " | ".join(f"{r.model_version} test | {r.model_version} transfer" for r in results) + " |"
-    lines = [head, "|---" * (1 + 2 * len(results)) + "|"]
-    for m in METHODS:
-        cells = []
-        for r in results:
-            s = r.scores[m]
-            cells += [f"{s['test_macro_f1']:.3f}", f"{s['transfer_macro_f1']:.3f}"]
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    """Markdown, the poster's layout: a row per feature model, linear / GNN / GNN+ on test and transfer
+    (mean ± sd over the GNN seeds), and the atlas alone (pmap-argmax) as the last row."""
+    lines = ["| features | linear test | linear transfer | GNN test | GNN transfer | GNN+ test | GNN+ transfer |",
+             "|---|---|---|---|---|---|---|"]
+    for r in ordered(results):
+        cells = [_cell(r, m, s) for m in ("linear", "gnn", "gnn+") for s in ("test", "transfer")]
+        lines.append(f"| {r.feature_model} (`{r.model_version}`) | " + " | ".join(cells) + " |")
+    r = results[0]
+    lines.append("| pmap-argmax (atlas alone, no image) | " + " | ".join(
+        [_cell(r, "pmap-argmax", "test"), _cell(r, "pmap-argmax", "transfer")] * 3) + " |")
     return "\n".join(lines)
+
+
+def calibration(results: list[ModelResult]) -> list[str]:
+    """Where cont-pmap (no labels) lands between the atlas alone, random features and the label-trained
+    feature models, per method and split (mean over GNN seeds)."""
+    by = {r.feature_model: r for r in results}
+    if "cont-pmap" not in by:
+        return []
+    c = by["cont-pmap"]
+    lines = []
+    for split in ("test", "transfer"):
+        key = f"{split}_macro_f1"
+        lines.append(f"- {split}: the atlas alone (pmap-argmax) {c.mean('pmap-argmax', key):.3f}; "
+                     + "; ".join(f"{m}: " + ", ".join(f"{name} {by[name].mean(m, key):.3f}" for name in POSTER_ORDER
+                                                      if name in by) for m in ("linear", "gnn", "gnn+")))
+        for m in ("linear", "gnn", "gnn+"):
+            low = by["random-init"].mean(m, key) if "random-init" in by else None
+            parts = []
+            for name in ("sup", "cont-sup"):
+                if name in by and low is not None:
+                    top = by[name].mean(m, key)
+                    gap = top - low
+                    share = (c.mean(m, key) - low) / gap if abs(gap) > 1e-9 else float("nan")
+                    parts.append(f"{share:.0%} of the way from random-init ({low:.3f}) to {name} ({top:.3f})")
+            if parts:
+                lines.append(f"  - {m}, {split}: cont-pmap {c.mean(m, key):.3f} is " + "; ".join(parts))
+    return lines
+
+
+def _loss_curves(models_dir: Path, results: list[ModelResult], out: Path) -> str | None:
+    """Each trained encoder's training loss by step (from its metrics.csv)."""
+    import csv
+
+    curves = {}
+    for r in results:
+        path = Path(models_dir) / r.model_version / "metrics.csv"
+        if path.is_file():
+            rows = list(csv.DictReader(open(path)))
+            curves[f"{r.feature_model} ({r.model_version})"] = ([int(x["step"]) for x in rows], [float(x["loss"]) for x in rows])
+    if not curves:
+        return None
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.5), squeeze=False)
+    for ax, (name, (steps, loss)) in zip(axes[0], curves.items()):
+        ax.plot(steps, loss, lw=0.6, alpha=0.5)
+        k = max(1, len(loss) // 20)
+        ax.plot(steps[k - 1:], np.convolve(loss, np.ones(k) / k, mode="valid"), lw=1.5)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylabel("training loss")
+    name = "encoder_loss.png"
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=90)
+    plt.close(fig)
+    return name
 
 
 def _colours(n: int) -> np.ndarray:
@@ -132,22 +204,33 @@ def _cluster_map(r: ModelResult, sections: dict, out: Path) -> str | None:
     return name
 
 
-def write_report(out: Path, results: list[ModelResult], area_names: list[str], sections: dict, points: int) -> Path:
+def write_report(out: Path, results: list[ModelResult], area_names: list[str], sections: dict, points: int,
+                 models_dir: Path) -> Path:
     """Writes `out/report.md` and its figures; returns the report's path."""
     out.mkdir(parents=True, exist_ok=True)
     n_areas = len(area_names)
-    first = results[0]
+    results = ordered(results)
+    first = next((r for r in results if r.feature_model == "cont-pmap"), results[0])
+    seeds = len(first.seed_scores["gnn+"])
     lines = ["# cytolake evaluation", "",
              "Macro-F1 over the areas present in each split's annotated nodes (`test`: held-out sections of the "
-             "training brains; `transfer`: the unseen brain). Rows: methods; columns: feature model.", "",
+             "training brains; `transfer`: the unseen brain), the seed's comparison: feature models `sup` "
+             "(cross-entropy on labels), `cont-sup` (the contrastive loss on one-hot labels), `cont-pmap` (the "
+             "contrastive loss on pmap vectors, no labels) and `random-init`; methods linear probe, GNN "
+             f"(GAT on the features) and GNN+ (plus pmap, coordinates and the pmap prior). GNN columns: mean ± sd "
+             f"over {seeds} GNN seeds.", "",
              comparison_table(results), "",
-             "Nodes scored: " + ", ".join(f"{s} {int(first.scores['gnn+'][f'{s}_nodes'])}" for s in ("train", "validation", "test", "transfer")),
-             "", "GNN runs: " + ", ".join(f"`{rid}`" for r in results for rid in r.runs.values()), ""]
+             "## Calibration: where the label-free features land", "", *calibration(results), "",
+             "Nodes scored: " + ", ".join(f"{s} {int(first.seed_scores['gnn+'][0][f'{s}_nodes'])}"
+                                          for s in ("train", "validation", "test", "transfer")),
+             "", "GNN runs: " + ", ".join(f"`{rid}`" for r in results for ids in r.runs.values() for rid in ids), ""]
+    curves = _loss_curves(models_dir, results, out)
+    if curves:
+        lines += ["## Encoder training", "", f"![encoder loss]({curves})", ""]
     lines += ["## Predicted areas over section thumbnails", ""]
-    for r in results[:1]:
-        lines += [f"![{f}]({f})" for f in _section_maps(r, sections, n_areas, out)]
+    lines += [f"![{f}]({f})" for f in _section_maps(first, sections, n_areas, out)]
     lines += ["", "## Confusion matrix", "", f"![confusion]({_confusion(first, area_names, out)})", ""]
-    lines += ["## Embedding", "", f"![embedding]({_embedding([results[0], results[-1]] if len(results) > 1 else results, n_areas, points, out)})", ""]
+    lines += ["## Embedding", "", f"![embedding]({_embedding([first, results[-1]] if len(results) > 1 else results, n_areas, points, out)})", ""]
     lines += ["## Clustering of the features (data-driven parcellation)", "",
               "| model | k | ARI | NMI |", "|---|---|---|---|"]
     for r in results:
@@ -165,4 +248,12 @@ def write_report(out: Path, results: list[ModelResult], area_names: list[str], s
                      + " | ".join(f"{f1s[m][a]:.2f}" for m in METHODS) + " |")
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
+    (out / "scores.json").write_text(json.dumps(scores_summary(results), indent=1))
     return path
+
+
+def scores_summary(results: list[ModelResult]) -> dict:
+    """Macro-F1 per feature model, method and split: one value per GNN seed (what benchmarks/science.py reads)."""
+    return {r.feature_model: {"model_version": r.model_version,
+                              **{m: {split: [s[f"{split}_macro_f1"] for s in r.seed_scores[m]] for split in ("test", "transfer")}
+                                 for m in METHODS}} for r in results}

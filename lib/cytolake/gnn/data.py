@@ -19,7 +19,7 @@ class GraphSet:
     section: np.ndarray
     split: np.ndarray
     label: np.ndarray  # area_index, -1 where unannotated
-    features: np.ndarray  # (n, 2048)
+    features: np.ndarray  # (n, feature_dim of the encoder)
     pmap: np.ndarray  # (n, areas)
     canonical: np.ndarray  # (n, 3)
     x: np.ndarray  # level-0 image location

@@ -4,7 +4,8 @@ in the hidden layers, one averaged head producing the class logits.
 Given a prior (per node, log class probabilities: GNN+'s log pmap), the network learns a correction to
 it: logits = GAT(x) + w * prior, w a learned scalar starting at 1. As plain standardised inputs the pmap
 is one block among many and a small training set overfits the image features instead of falling back on
-it; as a prior the network starts near the pmap's argmax and has to learn to leave it."""
+it; as a prior it is where training starts. With `zero_output` the last layer starts at zero, so the
+untrained network predicts exactly the prior's argmax and every step away from it is learned."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from torch_geometric.nn import GATConv
 
 class GAT(nn.Module):
     def __init__(self, in_dim: int, n_classes: int, hidden: int = 64, heads: int = 4, layers: int = 3,
-                 dropout: float = 0.3):
+                 dropout: float = 0.3, zero_output: bool = False):
         super().__init__()
         self.dropout = dropout
         self.prior_weight = nn.Parameter(torch.ones(()))
@@ -23,6 +24,10 @@ class GAT(nn.Module):
         self.convs = nn.ModuleList(
             [GATConv(d, hidden, heads=heads, dropout=dropout) for d in dims[:-1]]
             + [GATConv(dims[-1], n_classes, heads=1, concat=False, dropout=dropout)])
+        if zero_output:
+            with torch.no_grad():
+                for p in self.convs[-1].parameters():
+                    p.zero_()
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
         for conv in self.convs[:-1]:

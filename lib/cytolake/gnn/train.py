@@ -94,18 +94,27 @@ def sampled_epoch(model: GAT, opt: torch.optim.Optimizer, csr: Csr, x: torch.Ten
 def fit(x: np.ndarray, src: np.ndarray, dst: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray,
         n_classes: int, s: GnnSettings, log=print, prior: np.ndarray | None = None) -> Fitted:
     """Train with cross-entropy on `train` nodes; keep the weights of the epoch with the best validation
-    macro-F1; stop after `patience` epochs without improvement. `prior`: see `GAT`."""
+    macro-F1, epoch 0 (the untrained network) included; stop after `patience` epochs without improvement.
+    With a `prior` the network starts exactly at it (see `GAT`), so epoch 0 is the prior's argmax and
+    training keeps a correction only when it beats the prior on the validation sections."""
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     pt = None if prior is None else torch.from_numpy(prior)
     ei = torch.from_numpy(np.stack([src, dst])).long()
-    model = GAT(x.shape[1], n_classes, s.hidden, s.heads, s.layers, s.dropout)
+    model = GAT(x.shape[1], n_classes, s.hidden, s.heads, s.layers, s.dropout, zero_output=prior is not None)
     opt = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     sampled = len(x) > s.full_graph_max_nodes
     csr = Csr.from_edges(ei[0], ei[1], len(x)) if sampled else None
     train_idx = torch.from_numpy(np.flatnonzero(train))
-    best, best_state, best_epoch, history = -1.0, None, 0, []
+
+    def scored(epoch: int, loss_value: float, seconds: float) -> dict:
+        pred = predict(model, xt, ei, pt).argmax(1)
+        return {"epoch": epoch, "loss": loss_value, "train_f1": macro_f1(y[train], pred[train]),
+                "val_f1": macro_f1(y[val], pred[val]), "seconds": seconds}
+
+    history = [scored(0, float("nan"), 0.0)]
+    best, best_state, best_epoch = history[0]["val_f1"], copy.deepcopy(model.state_dict()), 0
     for epoch in range(1, s.epochs + 1):
         t0 = time.perf_counter()
         model.train()
@@ -118,9 +127,7 @@ def fit(x: np.ndarray, src: np.ndarray, dst: np.ndarray, y: np.ndarray, train: n
             loss.backward()
             opt.step()
             loss_value = float(loss.detach())
-        pred = predict(model, xt, ei, pt).argmax(1)
-        row = {"epoch": epoch, "loss": loss_value, "train_f1": macro_f1(y[train], pred[train]),
-               "val_f1": macro_f1(y[val], pred[val]), "seconds": time.perf_counter() - t0}
+        row = scored(epoch, loss_value, time.perf_counter() - t0)
         history.append(row)
         if row["val_f1"] > best:
             best, best_state, best_epoch = row["val_f1"], copy.deepcopy(model.state_dict()), epoch

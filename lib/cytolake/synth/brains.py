@@ -16,13 +16,14 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from scipy.ndimage import distance_transform_edt, map_coordinates
+from scipy.ndimage import distance_transform_edt, gaussian_filter, map_coordinates
 
 from cytolake.atlas.pmaps import Atlas
 from cytolake.config import SynthSettings
 from cytolake.io.images import write_pyramid_tiff
 from cytolake.io.manifest import write_manifest
-from cytolake.synth.texture import GENERIC, area_profile, profile_tables, render_cells
+from cytolake.synth.cytoarchitecture import brain_signatures
+from cytolake.synth.texture import render_section, section_style, signature_tables
 
 ANATOMY_STEP_UM = 200.0  # anatomy (tissue class, depth, area) is computed on this grid and upsampled
 
@@ -94,18 +95,21 @@ def make_brain(brain_id: str, atlas: Atlas, support: tuple[np.ndarray, np.ndarra
     return BrainModel(brain_id, Volume(labels, atlas.affine), disp)
 
 
-def section_affine(s: SynthSettings, y_mm: float, theta: float, shift: np.ndarray) -> np.ndarray:
-    """Pixel (col, row, normal) -> MNI mm for a coronal section at y, rotated in-plane by theta and shifted."""
+def section_affine(s: SynthSettings, y_mm: float, theta: float, shift: np.ndarray, tilt: float = 0.0) -> np.ndarray:
+    """Pixel (col, row, normal) -> MNI mm for a coronal section at y, rotated in-plane by theta, tilted out of
+    the coronal plane by `tilt` (the cutting angle, radians, about the left-right axis) and shifted."""
     sp = s.spacing_um / 1000.0
     x0, x1, z0, z1 = s.field_mm
     a0 = np.array([[sp, 0, 0, x0], [0, 0, s.section_thickness_um / 1000.0, y_mm], [0, -sp, 0, z1], [0, 0, 0, 1]])
     c = np.array([(x0 + x1) / 2, y_mm, (z0 + z1) / 2])
     rot = np.eye(4)
     rot[[0, 0, 2, 2], [0, 2, 0, 2]] = [np.cos(theta), -np.sin(theta), np.sin(theta), np.cos(theta)]
+    cut = np.eye(4)
+    cut[[1, 1, 2, 2], [1, 2, 1, 2]] = [np.cos(tilt), -np.sin(tilt), np.sin(tilt), np.cos(tilt)]
     t_in, t_out = np.eye(4), np.eye(4)
     t_in[:3, 3] = -c
     t_out[:3, 3] = c + np.array([shift[0], 0.0, shift[1]])
-    return t_out @ rot @ t_in @ a0
+    return t_out @ cut @ rot @ t_in @ a0
 
 
 def section_shape(s: SynthSettings) -> tuple[int, int]:
@@ -115,18 +119,30 @@ def section_shape(s: SynthSettings) -> tuple[int, int]:
 
 
 def _upsample(a: np.ndarray, q: int, shape: tuple[int, int], order: int) -> np.ndarray:
-    rows = np.arange(shape[0], dtype=np.float32) / q
-    cols = np.arange(shape[1], dtype=np.float32) / q
+    """A coarse grid (sample i at full-resolution pixel i*q) brought to `shape`: nearest (order 0) or bilinear."""
     if order == 0:
-        return a[np.rint(rows).astype(int)][:, np.rint(cols).astype(int)]
-    r, c = np.meshgrid(rows, cols, indexing="ij")
-    return map_coordinates(a, [r, c], order=1, mode="nearest")
+        rows = np.rint(np.arange(shape[0]) / q).astype(int)
+        cols = np.rint(np.arange(shape[1]) / q).astype(int)
+        return a[rows][:, cols]
+    import torch
+
+    t = torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None]
+    size = ((a.shape[0] - 1) * q + 1, (a.shape[1] - 1) * q + 1)
+    up = torch.nn.functional.interpolate(t, size=size, mode="bilinear", align_corners=True)[0, 0]
+    return up[: shape[0], : shape[1]].numpy()
 
 
 def section_truth(model: BrainModel, anatomy: tuple[Volume, Volume], affine: np.ndarray, shape: tuple[int, int],
-                  spacing_um: float) -> dict[str, np.ndarray]:
-    """Tissue class, cortical depth and area of every pixel of a section (full resolution)."""
+                  spacing_um: float, thickness_mm: np.ndarray) -> dict[str, np.ndarray]:
+    """Tissue class, cortical depth and area of every pixel of a section (full resolution).
+
+    The template's grey matter is an average over brains, so its ribbon is far thicker than any one
+    cortex (sulci are filled in). Each area's cortex is therefore laid from the white-matter boundary
+    outwards to that area's own thickness (`thickness_mm`, indexed by area + 1, 0 = unmapped cortex);
+    template grey matter beyond it is sulcal space, not tissue. Where the template ribbon is thinner,
+    the cortex spans it. Depth is 0 at the pial surface, 1 at white matter."""
     q = max(1, int(round(ANATOMY_STEP_UM / spacing_um)))
+    step_mm = q * spacing_um / 1000.0
     ch, cw = shape[0] // q + 2, shape[1] // q + 2
     r, c = np.meshgrid(np.arange(ch) * q, np.arange(cw) * q, indexing="ij")
     pix = np.stack([c, r, np.zeros_like(c), np.ones_like(c)], axis=-1).astype(np.float64)
@@ -134,21 +150,28 @@ def section_truth(model: BrainModel, anatomy: tuple[Volume, Volume], affine: np.
     anat = model.warp(xyz)
     gm, wm = anatomy[0].sample(anat), anatomy[1].sample(anat)
     area = model.labels.sample(anat, order=0, cval=-1).astype(np.int16)
-    cortex_c = (gm > 0.5) & (gm >= wm)
-    white_c = (wm > 0.5) & ~cortex_c
-    outside_c = ~(cortex_c | white_c)
-    d_out = distance_transform_edt(~outside_c)
-    d_wm = distance_transform_edt(~white_c)
-    depth_c = np.where(cortex_c, d_out / np.maximum(d_out + d_wm, 1e-6), 0).astype(np.float32)
+    grey_c = (gm > 0.5) & (gm >= wm)
+    white_c = (wm > 0.5) & ~grey_c
+    outside_c = ~(grey_c | white_c)
+    d_out = distance_transform_edt(~outside_c).astype(np.float32) * step_mm
+    d_wm = distance_transform_edt(~white_c).astype(np.float32) * step_mm
     gm_f = _upsample(gm.astype(np.float32), q, shape, 1)
     wm_f = _upsample(wm.astype(np.float32), q, shape, 1)
-    cortex = (gm_f > 0.5) & (gm_f >= wm_f)
-    white = (wm_f > 0.5) & ~cortex
+    d_wm_f = _upsample(d_wm, q, shape, 1)
+    d_out_f = _upsample(d_out, q, shape, 1)
+    area_f = _upsample(area, q, shape, 0)
+    grey = (gm_f > 0.5) & (gm_f >= wm_f)
+    white = (wm_f > 0.5) & ~grey
+    # thickness changes over about a millimetre across an area border, not in one step
+    own_c = gaussian_filter(thickness_mm[area + 1].astype(np.float32), 1.0 / step_mm)
+    own = _upsample(own_c, q, shape, 1)
+    cortex = grey & (d_wm_f <= own)
+    local = np.maximum(np.minimum(own, d_out_f + d_wm_f), 1e-3)
     return {
         "cortex": cortex,
         "white": white,
-        "depth": np.clip(_upsample(depth_c, q, shape, 1), 0, 1),
-        "area": np.where(cortex, _upsample(area, q, shape, 0), -1).astype(np.int16),
+        "depth": np.where(cortex, np.clip(1.0 - d_wm_f / local, 0, 1), 0).astype(np.float32),
+        "area": np.where(cortex, area_f, -1).astype(np.int16),
     }
 
 
@@ -160,11 +183,11 @@ def _render_one(job: dict) -> dict:
     w = _WORK
     s: SynthSettings = w["settings"]
     shape = section_shape(s)
-    truth = section_truth(w["model"], w["anatomy"], job["affine"], shape, s.spacing_um)
+    truth = section_truth(w["model"], w["anatomy"], job["affine"], shape, s.spacing_um, w["tables"]["thickness_mm"])
     rng = np.random.default_rng(job["seed"])
-    pid = (truth["area"] + 1).astype(np.int32)  # 0 = generic cortex outside every mapped area
-    img = render_cells(w["tables"], pid, truth["depth"], truth["cortex"], truth["white"], rng,
-                       gain=job["gain"], offset=job["offset"])
+    pid = (truth["area"] + 1).astype(np.int32)  # 0 = cortex outside every mapped area
+    img = render_section(w["tables"], pid, truth["depth"], truth["cortex"], truth["white"], s.spacing_um,
+                         s.section_thickness_um, job["style"], rng)
     out: Path = w["out"]
     write_pyramid_tiff(out / job["image_path"], img, s.spacing_um, tile=s.tile_px, min_px=s.pyramid_min_px)
     d = s.annotation_downsample
@@ -204,20 +227,22 @@ def synthesize_brain(brain_index: int, s: SynthSettings, atlas: Atlas, support, 
     gap = (s.y_range_mm[1] - s.y_range_mm[0]) / max(n, 1)
     ys = ys + rng.uniform(-0.25, 0.25, n) * gap
     annotated = set(rng.choice(n, size=int(round(s.annotated_fraction * n)), replace=False).tolist())
-    gain, offset = rng.uniform(0.92, 1.08), rng.uniform(-6, 6)
+    # the brain's staining and scanning; each section varies around it (texture.section_style)
+    stain, gain, offset = float(np.exp(rng.normal(0, 0.1))), rng.uniform(0.92, 1.08), rng.uniform(-6, 6)
     jobs = []
     for k in range(n):
         section_id = k + 1
-        aff = section_affine(s, float(ys[k]), rng.normal(0, np.deg2rad(2.0)), rng.normal(0, 1.5, 2))
+        aff = section_affine(s, float(ys[k]), rng.normal(0, np.deg2rad(2.0)), rng.normal(0, 1.5, 2),
+                             rng.normal(0, np.deg2rad(s.cutting_angle_sd_deg)))
         jobs.append({
             "section_id": section_id, "affine": aff, "seed": int(rng.integers(2**31)),
-            "gain": gain * rng.uniform(0.97, 1.03), "offset": offset + rng.uniform(-3, 3),
+            "style": section_style(rng, stain, gain, offset, s.artifact_fraction),
             "image_path": f"images/section_{section_id:04d}.tif",
             "truth_path": f"truth/section_{section_id:04d}_labels.tif",
             "annotation_path": f"annotations/section_{section_id:04d}_labels.tif" if k in annotated else "",
         })
-    profiles = [GENERIC] + [area_profile(a.name, s.seed) for a in atlas.areas]
-    _WORK.update(settings=s, model=model, anatomy=anatomy, tables=profile_tables(profiles), out=out,
+    signatures = brain_signatures([a.name for a in atlas.areas], np.random.default_rng([s.seed, brain_index, 1]))
+    _WORK.update(settings=s, model=model, anatomy=anatomy, tables=signature_tables(signatures), out=out,
                  area_ids=[a.area_id for a in atlas.areas])
     try:
         if workers > 1:

@@ -1,99 +1,175 @@
-"""Area-specific laminar cytoarchitecture: six layers whose thickness, cell density and cell size differ per area.
+"""Rendering a Nissl-like section from laminar signatures: cell bodies counted per pixel, darkening it
+by their projected area (Beer-Lambert), so grey level follows the layer's cell-body area fraction (the
+grey-level index of quantitative cytoarchitecture) and graininess follows soma size.
 
-Profiles are a property of the area, not of the brain: drawn from a seed and the area's name, so
-left and right hemisphere share one. Areas of one family (e.g. the BA1/BA2/BA3a/BA3b of primary
-somatosensory cortex) share a base profile and differ only a little, so neighbours stay hard.
-Cell sizes and densities are in pixels so the texture stays visible at the coarse spacings a
-laptop can afford; layer thicknesses are physical (fractions of the local cortical depth).
+A section's own look (stain, illumination, noise) and its damage (tears, folds, missing pieces, air
+bubbles) are `SectionStyle`; the signatures and their reasoning are `cytoarchitecture`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-import xxhash
+from scipy.ndimage import gaussian_filter
 
-N_LAYERS = 6
-SIZE_SIGMAS_PX = (0.6, 1.0, 1.6)  # small granule cells, medium, large pyramidal cells
+from cytolake.synth.cytoarchitecture import GLIA_PER_MM3, GLIA_UM, LAMINAE, WHITE_GLIA_PER_MM3, Signature
+
+BACKGROUND = 245.0  # transmitted light through the bare slide
+STAIN_OD = 2.5  # optical density of a fully covered pixel: a layer with 20% cell-body area reads ~150 grey
+NEUROPIL_OD = {"cortex": 0.04, "white": 0.02}  # faint background staining of the tissue itself
+SIZE_SPREAD = 0.30  # log-sd of the summed soma area in a pixel
+ARTIFACTS = ("tear", "fold", "missing", "bubble")
 
 
 @dataclass(frozen=True)
-class Profile:
-    thickness: np.ndarray  # (6,) fractions summing to 1, pial to white
-    density: np.ndarray  # (6,) cells per pixel
-    size_class: np.ndarray  # (6,) index into SIZE_SIGMAS_PX
-    neuropil: np.ndarray  # (6,) background darkening per layer (intensity units)
+class SectionStyle:
+    """How one section was stained, scanned and damaged."""
+
+    stain: float = 1.0  # multiplies optical density (staining intensity)
+    gain: float = 1.0  # illumination
+    offset: float = 0.0
+    noise: float = 4.0  # sd of scanner noise, grey levels
+    artifacts: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _rng(seed: int, *names: str) -> np.random.Generator:
-    return np.random.default_rng(xxhash.xxh64_intdigest("/".join(names).encode(), seed=seed & 0xFFFFFFFF))
+def section_style(rng: np.random.Generator, brain_stain: float, brain_gain: float, brain_offset: float,
+                  artifact_fraction: float) -> SectionStyle:
+    """A section of a brain: the brain's staining varied a little per section; a share of sections damaged."""
+    damaged = rng.random() < artifact_fraction
+    kinds = tuple(rng.choice(ARTIFACTS, size=int(rng.integers(1, 3)), replace=False).tolist()) if damaged else ()
+    return SectionStyle(stain=brain_stain * float(np.exp(rng.normal(0, 0.05))), gain=brain_gain * rng.uniform(0.97, 1.03),
+                        offset=brain_offset + rng.uniform(-3, 3), noise=rng.uniform(2.5, 5.0), artifacts=kinds)
 
 
-def family(name: str) -> str:
-    """The family of an area: its name without the last token (`Primary_motor_cortex_BA4a` -> `Primary_motor_cortex`)."""
-    parts = name.rsplit("_", 1)
-    return parts[0] if len(parts) == 2 else name
-
-
-def _base(rng: np.random.Generator) -> Profile:
-    thickness = rng.dirichlet(np.array([1.0, 2.0, 2.5, 1.2, 2.2, 1.8]) * 6)
-    density = rng.uniform(0.01, 0.09, N_LAYERS)
-    size_class = rng.integers(0, len(SIZE_SIGMAS_PX), N_LAYERS)
-    neuropil = rng.uniform(5, 35, N_LAYERS)
-    return Profile(thickness, density, size_class, neuropil)
-
-
-def area_profile(name: str, seed: int, variation: float = 0.35) -> Profile:
-    """The laminar profile of an area: its family's base, varied by `variation`."""
-    base = _base(_rng(seed, "family", family(name)))
-    r = _rng(seed, "area", name)
-    thickness = (1 - variation) * base.thickness + variation * r.dirichlet(np.ones(N_LAYERS) * 4)
-    density = np.clip(base.density * np.exp(r.normal(0, variation, N_LAYERS)), 0.003, 0.15)
-    size_class = base.size_class.copy()
-    flip = r.random(N_LAYERS) < variation
-    size_class[flip] = r.integers(0, len(SIZE_SIGMAS_PX), flip.sum())
-    neuropil = np.clip(base.neuropil + r.normal(0, 15 * variation, N_LAYERS), 0, 60)
-    return Profile(thickness / thickness.sum(), density, size_class, neuropil)
-
-
-GENERIC = Profile(np.full(N_LAYERS, 1 / N_LAYERS), np.full(N_LAYERS, 0.03), np.ones(N_LAYERS, int), np.full(N_LAYERS, 15.0))
-WHITE = Profile(np.ones(1), np.array([0.004]), np.zeros(1, int), np.array([8.0]))
-
-
-def profile_tables(profiles: list[Profile]) -> dict[str, np.ndarray]:
-    """Stacked lookup tables (n_profiles x 6) for vectorised rendering."""
+def signature_tables(signatures: list[Signature]) -> dict[str, np.ndarray]:
+    """Stacked lookup tables (n_signatures x laminae) for vectorised rendering."""
+    bands = np.array([s.band or (2.0, 2.0, 1.0, 1.0) for s in signatures])
     return {
-        "cum": np.stack([np.cumsum(p.thickness)[:-1] for p in profiles]),
-        "density": np.stack([p.density for p in profiles]),
-        "size_class": np.stack([p.size_class for p in profiles]),
-        "neuropil": np.stack([p.neuropil for p in profiles]),
+        "cum": np.stack([np.cumsum(s.thickness)[:-1] for s in signatures]),
+        "density": np.stack([s.density for s in signatures]),
+        "soma": np.stack([s.soma_um for s in signatures]),
+        "band": bands,
+        "islands": np.array([s.islands for s in signatures]),
+        "thickness_mm": np.array([s.thickness_mm for s in signatures]),
     }
 
 
-def render_cells(tables: dict[str, np.ndarray], pid: np.ndarray, depth: np.ndarray, cortex: np.ndarray,
-                 white: np.ndarray, rng: np.random.Generator, gain: float = 1.0, offset: float = 0.0) -> np.ndarray:
-    """A Nissl-like uint8 image: dark cell bodies on a bright background.
+def _blurred(mass: np.ndarray, soma_px: np.ndarray) -> np.ndarray:
+    """Spread each pixel's cell-body area over the cell's extent (cells larger than a pixel)."""
+    out = np.where(soma_px < 0.6, mass, 0.0).astype(np.float32)
+    for lo, hi in ((0.6, 1.2), (1.2, 2.0), (2.0, np.inf)):
+        sel = (soma_px >= lo) & (soma_px < hi)
+        if sel.any():
+            sigma = 0.4 * (lo + min(hi, 2 * lo)) / 2
+            out += gaussian_filter(np.where(sel, mass, 0.0).astype(np.float32), sigma)
+    return out
 
-    pid: profile index per pixel (cortex pixels), depth: 0 at the pial surface to 1 at white matter.
-    """
-    from scipy.ndimage import gaussian_filter
 
+def _islands(shape: tuple[int, int], spacing_um: float, rng: np.random.Generator) -> np.ndarray:
+    """A field of cell islands ~0.3 mm across: 1.6 inside, 0.4 between (mean about 1)."""
+    sigma = max(0.5, 150.0 / spacing_um)
+    g = gaussian_filter(rng.normal(size=shape).astype(np.float32), sigma)
+    return np.where(g > 0, 1.6, 0.4).astype(np.float32)
+
+
+def cell_area_fraction(tables: dict[str, np.ndarray], pid: np.ndarray, depth: np.ndarray, cortex: np.ndarray,
+                       white: np.ndarray, spacing_um: float, thickness_um: float, rng: np.random.Generator) -> np.ndarray:
+    """Per pixel, the area fraction covered by stained cell bodies (neurons by lamina, glia everywhere).
+
+    Computed on the cortex pixels only (a section is mostly slide and white matter), as flat arrays."""
     h, w = pid.shape
-    layer = np.zeros((h, w), np.int8)
-    cum = tables["cum"][pid]  # (h, w, 5)
-    layer[:] = (depth[..., None] > cum).sum(axis=-1)
-    dens = np.where(cortex, tables["density"][pid, layer], 0.0)
-    size = np.where(cortex, tables["size_class"][pid, layer], 0)
-    neuropil = np.where(cortex, tables["neuropil"][pid, layer], 0.0)
-    dens = np.where(white, WHITE.density[0], dens)
-    neuropil = np.where(white, WHITE.neuropil[0], neuropil)
-    cells = rng.random((h, w)) < dens
-    dark = np.zeros((h, w), np.float32)
-    for k, sigma in enumerate(SIZE_SIGMAS_PX):
-        pts = (cells & (size == k)).astype(np.float32)
-        if pts.any():
-            dark += gaussian_filter(pts, sigma) * (2 * np.pi * sigma**2) * 150.0
-    img = 238.0 - neuropil - np.minimum(dark, 200.0) + rng.normal(0, 4.0, (h, w))
-    img = gain * img + offset
+    voxel_mm3 = spacing_um**2 * thickness_um * 1e-9
+    px_um2 = spacing_um**2
+    on = np.flatnonzero(cortex)
+    p, d = pid.ravel()[on], depth.ravel()[on]
+    cum = tables["cum"]
+    lamina = np.zeros(len(on), np.int64)
+    for k in range(cum.shape[1]):
+        lamina += d > cum[p, k]
+    density = tables["density"].astype(np.float32)[p, lamina]
+    soma = tables["soma"].astype(np.float32)[p, lamina]
+    band = tables["band"][p]
+    in_band = (d >= band[:, 0]) & (d < band[:, 1])
+    if in_band.any():
+        density[in_band] *= band[in_band, 2]
+        soma[in_band] *= band[in_band, 3]
+    isl = tables["islands"][p]
+    clustered = (isl > 0) & ((lamina == LAMINAE.index("II")) | (cum[p, 0] == 0))  # layer II, or a nucleus
+    if clustered.any():  # the island field over the clustered pixels' bounding box only
+        r, c = np.divmod(on[clustered], w)
+        r0, c0 = r.min(), c.min()
+        field_ = _islands((r.max() - r0 + 1, c.max() - c0 + 1), spacing_um, rng)[r - r0, c - c0]
+        density[clustered] *= 1 - isl[clustered] + isl[clustered] * field_
+    n = rng.poisson(density * voxel_mm3).astype(np.float32)
+    spread = np.exp(SIZE_SPREAD * rng.standard_normal(len(on), dtype=np.float32))
+    mass = np.zeros(h * w, np.float32)
+    mass[on] = n * (np.pi / 4) * soma**2 / px_um2 * spread
+    soma_px = np.zeros(h * w, np.float32)
+    soma_px[on] = soma / spacing_um
+    frac = _blurred(mass.reshape(h, w), soma_px.reshape(h, w))
+    glia = np.where(cortex, GLIA_PER_MM3 * voxel_mm3, np.where(white, WHITE_GLIA_PER_MM3 * voxel_mm3, 0.0))
+    frac += rng.poisson(glia).astype(np.float32) * np.float32(np.pi / 4 * GLIA_UM**2 / px_um2)
+    return frac
+
+
+def _line_mask(shape, rng, width_px: float) -> np.ndarray:
+    """A jittered line across the field, `width_px` wide."""
+    from scipy.ndimage import distance_transform_edt
+
+    h, w = shape
+    n = 2 * (h + w)
+    t = np.linspace(0, 1, n)[:, None]
+    p0, p1 = rng.uniform([0, 0], [h, w]), rng.uniform([0, 0], [h, w])
+    wobble = gaussian_filter(rng.normal(0, 0.02 * max(h, w), (n, 2)), (n / 20, 0))
+    pts = p0 + t * (p1 - p0) + wobble
+    m = np.zeros(shape, bool)
+    m[np.clip(np.rint(pts[:, 0]).astype(int), 0, h - 1), np.clip(np.rint(pts[:, 1]).astype(int), 0, w - 1)] = True
+    return distance_transform_edt(~m) <= max(width_px / 2, 0.5)
+
+
+def _disc(shape, centre, radius) -> np.ndarray:
+    rr, cc = np.ogrid[: shape[0], : shape[1]]
+    return (rr - centre[0]) ** 2 + (cc - centre[1]) ** 2 <= radius**2
+
+
+def damage(od: np.ndarray, tissue: np.ndarray, kinds: tuple[str, ...], spacing_um: float,
+           rng: np.random.Generator) -> np.ndarray:
+    """Tissue artifacts in optical density: a tear (a gap), a fold (tissue doubled along a strip), a missing
+    piece (a blob of bare slide) and an air bubble (a bright disc with a dark rim)."""
+    od = od.copy()
+    shape, mm = od.shape, 1000.0 / spacing_um
+    inside = np.argwhere(tissue)
+    if not len(inside):
+        return od
+    for kind in kinds:
+        centre = inside[rng.integers(len(inside))]
+        if kind == "tear":
+            od[_line_mask(shape, rng, rng.uniform(0.05, 0.15) * mm)] = 0.0
+        elif kind == "fold":
+            strip = _line_mask(shape, rng, rng.uniform(0.3, 0.8) * mm)
+            od[strip] *= 1.9
+        elif kind == "missing":
+            blob = _disc(shape, centre, rng.uniform(3, 8) * mm)
+            g = gaussian_filter(rng.normal(size=shape).astype(np.float32), 1.5 * mm)
+            od[blob & (g > -0.02)] = 0.0
+        elif kind == "bubble":
+            r = rng.uniform(1, 3) * mm
+            disc = _disc(shape, centre, r)
+            rim = _disc(shape, centre, r + max(1.0, 0.08 * mm)) & ~disc
+            od[disc] *= 0.3
+            od[rim] += 0.8
+    return od
+
+
+def render_section(tables: dict[str, np.ndarray], pid: np.ndarray, depth: np.ndarray, cortex: np.ndarray,
+                   white: np.ndarray, spacing_um: float, thickness_um: float, style: SectionStyle,
+                   rng: np.random.Generator) -> np.ndarray:
+    """A Nissl-like uint8 image: dark cell bodies on a bright slide.
+
+    pid: signature index per pixel (0 = unmapped cortex), depth: 0 at the pial surface to 1 at white matter."""
+    frac = cell_area_fraction(tables, pid, depth, cortex, white, spacing_um, thickness_um, rng)
+    od = STAIN_OD * frac + np.where(cortex, NEUROPIL_OD["cortex"], np.where(white, NEUROPIL_OD["white"], 0.0)).astype(np.float32)
+    od = damage(od * style.stain, cortex | white, style.artifacts, spacing_um, rng)
+    img = BACKGROUND * np.exp(-od) * style.gain + style.offset + style.noise * rng.standard_normal(od.shape, np.float32)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)

@@ -1,6 +1,7 @@
-"""The encoder: an input head that brings large patches down, torchvision's ResNet-50 (no pretrained
-weights, single-channel), and a projection head to a normalised 128-d z. The pooled 2048-d backbone
-output is the feature used downstream."""
+"""The encoder: an input head that brings large patches down, a torchvision ResNet (`train.backbone`:
+ResNet-50 as in the seed, or a smaller one where compute is short; no pretrained weights, single
+channel), and a projection head to a normalised 128-d z. The pooled backbone output (2048-d for
+ResNet-50, 512-d for ResNet-18/34) is the feature used downstream."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import math
 
 import torch
 from torch import nn
-from torchvision.models import resnet50
+import torchvision
 
-FEATURE_DIM = 2048
+BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
 
 def _norm(kind: str):
@@ -43,17 +44,21 @@ class InputHead(nn.Module):
 
 
 class Encoder(nn.Module):
-    def __init__(self, head_downsample: int = 1, head_channels: int = 16, projection_dim: int = 128, norm: str = "batch"):
+    def __init__(self, head_downsample: int = 1, head_channels: int = 16, projection_dim: int = 128, norm: str = "batch",
+                 backbone: str = "resnet50"):
         super().__init__()
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r} (one of {', '.join(BACKBONES)})")
         self.head = InputHead(head_downsample, head_channels, norm)
-        self.backbone = resnet50(weights=None, norm_layer=_norm(norm))
+        self.backbone = getattr(torchvision.models, backbone)(weights=None, norm_layer=_norm(norm))
         self.backbone.conv1 = nn.Conv2d(self.head.out_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.feature_dim = self.backbone.fc.in_features
         self.backbone.fc = nn.Identity()
-        self.projection = nn.Sequential(nn.Linear(FEATURE_DIM, FEATURE_DIM), nn.ReLU(inplace=True),
-                                        nn.Linear(FEATURE_DIM, projection_dim))
+        d = self.feature_dim
+        self.projection = nn.Sequential(nn.Linear(d, d), nn.ReLU(inplace=True), nn.Linear(d, projection_dim))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The pooled 2048-d backbone output for (N, 1, H, W) float input."""
+        """The pooled backbone output (N, feature_dim) for (N, 1, H, W) float input."""
         return self.backbone(self.head(x))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,9 +1,11 @@
 """The encoder training loop: one step function per objective shared by every launcher, checkpoints with
 exact resume (model, optimiser, schedule, step; the reader restarts at the same batch), metrics on rank 0.
 
-Objectives: `contrastive` (the seed's pmap-weighted loss on every patch) and `supervised` (cross-entropy
-on the labelled patches through a linear classifier, the seed's supervised baseline). The saved encoder
-has the same architecture either way; the random-initialised baseline is `RANDOM_INIT`."""
+Objectives, the seed's three feature models: `contrastive` (cont-pmap: the pmap-weighted loss on every
+patch, no labels), `contrastive-label` (cont-sup: the same loss with one-hot label vectors as p, i.e.
+SupCon, on the labelled patches) and `supervised` (sup: cross-entropy on the labelled patches through a
+linear classifier). The saved encoder has the same architecture either way; the random-initialised
+baseline is `RANDOM_INIT`."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from cytolake.config import Settings, TrainSettings
 from cytolake.lake import Lake
 from cytolake.train.augment import Augment, batch_generator
 from cytolake.train.loss import anchor_losses
-from cytolake.train.model import FEATURE_DIM, Encoder, to_input
+from cytolake.train.model import Encoder, to_input
 from cytolake.train.reader import PatchStream, snapshot_units
 
 
@@ -29,7 +31,7 @@ RANDOM_INIT = "random-init"
 
 
 def build_encoder(t: TrainSettings) -> Encoder:
-    return Encoder(t.head_downsample, t.head_channels, t.projection_dim, t.norm)
+    return Encoder(t.head_downsample, t.head_channels, t.projection_dim, t.norm, t.backbone)
 
 
 def _write_model(out: Path, model: Encoder, t: TrainSettings, world: int, steps: int) -> None:
@@ -99,9 +101,10 @@ def run_train_contrastive(settings: Settings, dist, log=print) -> Path:
     dist.barrier()
     lake = Lake(settings.paths.lake)
     supervised = t.objective == "supervised"
-    units = snapshot_units(lake, splits=list(t.splits), brains=list(t.brains) or None, labelled=supervised)
+    n_areas = lake.read("areas", ["area_index"]).num_rows
+    units = snapshot_units(lake, splits=list(t.splits), brains=list(t.brains) or None, labelled=t.objective != "contrastive")
     stream = PatchStream(units, t.batch_size, dist.rank, dist.world, t.seed, t.shuffle_buffer, drop_last=True)
-    augment = Augment() if t.augment else None
+    augment = Augment(brightness=t.augment_brightness, contrast=t.augment_contrast) if t.augment else None
     per_epoch = stream.batches_per_epoch()
     if per_epoch == 0:
         raise RuntimeError(f"no full batch of {t.batch_size} x {dist.world} patches in splits {list(t.splits)}: tile first")
@@ -111,7 +114,7 @@ def run_train_contrastive(settings: Settings, dist, log=print) -> Path:
     model = build_encoder(t).to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
-    classifier = nn.Linear(FEATURE_DIM, lake.read("areas", ["area_index"]).num_rows).to(device) if supervised else None
+    classifier = nn.Linear(model.feature_dim, n_areas).to(device) if supervised else None
     # what is trained, averaged and checkpointed: the encoder, and the classifier when supervised
     net = nn.ModuleDict({"encoder": model, "classifier": classifier}) if supervised else model
     opt = torch.optim.AdamW(net.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -151,8 +154,10 @@ def run_train_contrastive(settings: Settings, dist, log=print) -> Path:
             if supervised:
                 loss, global_loss = supervised_loss_step(model, classifier, x, batch["label"].to(device), dist, autocast)
             else:
-                loss, global_loss = contrastive_loss_step(model, x, batch["pmap"].to(device), dist, t.tau,
-                                                          t.include_self_weight, autocast)
+                p = (batch["pmap"] if t.objective == "contrastive"
+                     else nn.functional.one_hot(batch["label"].long(), n_areas).float())
+                loss, global_loss = contrastive_loss_step(model, x, p.to(device), dist, t.tau, t.include_self_weight,
+                                                          autocast)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             dist.average_gradients(net)
