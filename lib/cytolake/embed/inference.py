@@ -50,7 +50,19 @@ def embed_images(model, images: list[bytes], height: int, width: int, device: st
         return model.features(x).numpy()
 
 
-def embed_task(model_dir: str, model_version: str, batch_size: int, threads: int, device_choice: str, out_schema: pa.Schema):
+def encoder_hash(model_dir: str | Path) -> str:
+    """Fingerprint of an encoder's weights: what makes an embedding current besides its patch."""
+    import xxhash
+
+    h = xxhash.xxh3_128()
+    with open(Path(model_dir) / "encoder.pt", "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def embed_task(model_dir: str, model_version: str, encoder_fingerprint: str, batch_size: int, threads: int,
+               device_choice: str, out_schema: pa.Schema):
     """A mapInArrow function: patch rows in (patch_id, brain_id, content_hash, tiling_hash, height, width,
     image), `features` rows out, `batch_size` patches per forward pass."""
 
@@ -76,7 +88,7 @@ def embed_task(model_dir: str, model_version: str, batch_size: int, threads: int
             col = {n: t[n].chunk(0) for n in ("patch_id", "brain_id", "content_hash", "tiling_hash")}
             return pa.RecordBatch.from_arrays(
                 [pa.array([model_version] * t.num_rows), col["patch_id"], col["brain_id"], col["content_hash"],
-                 col["tiling_hash"], pa.ListArray.from_arrays(offsets, values, type=out_schema.field("embedding").type)],
+                 col["tiling_hash"], pa.array([encoder_fingerprint] * t.num_rows), pa.ListArray.from_arrays(offsets, values, type=out_schema.field("embedding").type)],
                 schema=out_schema)
 
         for b in batches:

@@ -1,7 +1,8 @@
 """The embed job: every patch without a current embedding for a model -> `features`, one commit.
 
 Incremental: a patch is embedded when the table has no row for (model, patch) with the patch's
-current content_hash and tiling_hash. A brain with anything to (re)embed or drop gets its
+current content_hash and tiling_hash and the encoder's current weights (`encoder_hash`: a model retrained
+under the same version re-embeds everything, never a mix of old and new encoders). A brain with anything to (re)embed or drop gets its
 (model, brain) partition replaced in one commit: new rows plus its still-current rows.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from pyspark.sql import functions as F
 
 from cytolake.config import Settings
-from cytolake.embed.inference import embed_task
+from cytolake.embed.inference import embed_task, encoder_hash
 from cytolake.lake import Lake
 from cytolake.lake.spark import read_dataframe, write_dataframe
 from cytolake.schemas import schema
@@ -52,9 +53,12 @@ def run_embed(settings: Settings, spark, model_version: str, log=print) -> Embed
     lake = Lake(settings.paths.lake)
     summary = EmbedSummary()
     patches = read_dataframe(spark, lake, "patches").select("brain_id", *_KEYS, "height", "width", "image")
+    fingerprint = encoder_hash(mdir)
     have = read_dataframe(spark, lake, "features").filter(F.col("model_version") == model_version)
-    todo = patches.join(have.select(*_KEYS), _KEYS, "left_anti")
-    stale = have.select("brain_id", *_KEYS).join(patches.select(*_KEYS), _KEYS, "left_anti")
+    current = have.filter(F.col("encoder_hash") == fingerprint)
+    todo = patches.join(current.select(*_KEYS), _KEYS, "left_anti")
+    stale = (have.filter(F.col("encoder_hash").isNull() | (F.col("encoder_hash") != fingerprint)).select("brain_id", *_KEYS)
+             .unionByName(current.select("brain_id", *_KEYS).join(patches.select(*_KEYS), _KEYS, "left_anti")))
     summary.embedded = {r["brain_id"]: r["count"] for r in todo.groupBy("brain_id").count().collect()}
     summary.dropped = {r["brain_id"]: r["count"] for r in stale.groupBy("brain_id").count().collect()}
     dirty = sorted(set(summary.embedded) | set(summary.dropped))
@@ -66,8 +70,8 @@ def run_embed(settings: Settings, spark, model_version: str, log=print) -> Embed
     out = schema("features")
     new = todo.repartition(embed_partitions(sum(summary.embedded.values()), e.batch_size,
                                             spark.sparkContext.defaultParallelism)).mapInArrow(
-        embed_task(str(mdir), model_version, e.batch_size, e.threads_per_task, e.device, out.arrow()), out.spark())
-    keep = have.filter(F.col("brain_id").isin(dirty)).join(patches.select(*_KEYS), _KEYS, "left_semi")
+        embed_task(str(mdir), model_version, fingerprint, e.batch_size, e.threads_per_task, e.device, out.arrow()), out.spark())
+    keep = current.filter(F.col("brain_id").isin(dirty)).join(patches.select(*_KEYS), _KEYS, "left_semi")
     summary.version = write_dataframe(lake, "features", new.unionByName(keep), "replace_partitions",
                                       {"model_version": [model_version], "brain_id": dirty})
     for b in dirty:
