@@ -188,6 +188,18 @@ class MaintainSettings(Strict):
     target_file_mb: Annotated[int, Field(ge=1)] = 256  # compaction target per data file
 
 
+class SqlSettings(Strict):
+    """`cytolake sql`: what one query may take. A query past a limit is stopped, and the message names the limit
+    (and this key). Only the rows shown are fetched: a table shows `max_rows`; csv and json stream every row
+    unless `--max-rows` says otherwise, so their memory stays that of the query's own operators."""
+
+    max_rows: Annotated[int, Field(ge=1)] = 200  # rows shown by `--format table` (the default)
+    # DuckDB's memory_limit for the query (nothing spills to disk): a query needing more stops with this key named
+    memory_limit: Annotated[str, Field(pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")] = "2GB"
+    timeout_s: Annotated[float, Field(gt=0)] = 120.0  # wall-clock limit of one query, fetching included
+    threads: Annotated[int, Field(ge=1)] | None = None  # DuckDB threads; null: DuckDB's default (the cores)
+
+
 class Settings(Strict):
     paths: Paths = Paths()
     spark: SparkSettings = SparkSettings()
@@ -201,6 +213,7 @@ class Settings(Strict):
     gnn: GnnSettings = GnnSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
     maintain: MaintainSettings = MaintainSettings()
+    sql: SqlSettings = SqlSettings()
     source: Path | None = None  # the file these settings came from (set by load_config)
 
 
