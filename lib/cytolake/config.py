@@ -90,6 +90,10 @@ class IngestSettings(Strict):
     outside_tolerance_mm: Annotated[float, Field(ge=0)] = 20.0
     # Relative tolerance between the manifest's spacing and the spacing in the image header.
     spacing_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    # Relative tolerance between the affine's in-plane scale (mm per pixel along the columns and rows, times
+    # 1000) and the manifest's spacing_um. Generous: a registration to MNI scales for brain size and tissue
+    # shrinkage (10-25%); what it is for is a wrong unit, a swapped spacing, a degenerate (singular) affine.
+    affine_scale_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.35
 
 
 class TilingSettings(Strict):

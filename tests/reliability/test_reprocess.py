@@ -116,3 +116,26 @@ def test_a_failed_stage_is_reported_and_the_stages_after_it_skipped(cfg, spark):
         ("ingest", "ok"), ("tile", "ok"), ("embed", "failed"), ("build_graph", "skipped"), ("predict", "skipped")]
     assert "never-trained" in results[2].detail and "no trained encoder" in results[2].detail
     assert results[3].detail == "not run: embed failed"
+
+
+@pytest.mark.slow
+def test_a_section_removed_from_a_manifest_leaves_every_table(landed):
+    cfg, conf, _ = landed
+    m = cfg.paths.landing / "B01" / "manifest.csv"
+    lines = m.read_text().splitlines(keepends=True)
+    m.write_text("".join(line for line in lines if not line.startswith("B01,2,")))
+    rc, out = finished(reprocess(conf))
+    assert rc == 0, out[-4000:]
+    lake = Lake(cfg.paths.lake)
+    gone = ("B01", 2)
+    assert gone not in {(r["brain_id"], r["section_id"]) for r in lake.read("sections").to_pylist()}
+    patches = lake.read("patches", ["brain_id", "section_id", "patch_id"]).to_pylist()
+    assert patches and gone not in {(p["brain_id"], p["section_id"]) for p in patches}
+    assert {f["patch_id"] for f in lake.read("features", ["patch_id"]).to_pylist()} == {p["patch_id"] for p in patches}
+    nodes = lake.read("graph_nodes", ["brain_id", "node_id", "section_id"]).to_pylist()
+    assert nodes and gone not in {(n["brain_id"], n["section_id"]) for n in nodes}
+    current = {(n["brain_id"], n["node_id"]) for n in nodes}
+    runs: dict[str, set] = {}
+    for p in lake.read("predictions", ["run_id", "brain_id", "node_id"]).to_pylist():
+        runs.setdefault(p["run_id"], set()).add((p["brain_id"], p["node_id"]))
+    assert current in runs.values()  # the current predictions are of the graphs without the section
