@@ -106,6 +106,10 @@ class TilingSettings(Strict):
     # smoothed intensity below this is cortex; null = Otsu's threshold per section (robust to stain variation)
     mask_threshold: Annotated[int, Field(ge=1, le=255)] | None = None
     block_px: Annotated[int, Field(ge=256)] = 8192  # level-0 pixels per side of the window block one task reads
+    # A section whose cortex mask (at mask_spacing_um) would exceed this many pixels is that section's error
+    # (an implausibly large image or wrong spacing), not a task that runs out of memory. 10^8: 10,000^2 mask
+    # pixels, a 3.2 m wide section at the default 320 um.
+    max_mask_px: Annotated[int, Field(ge=1)] = 100_000_000
     transfer_brains: tuple[str, ...] = ()  # held out entirely: split `transfer`
     test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2  # of each training brain's sections: split `test`
     seed: int = 0
