@@ -112,10 +112,26 @@ def test_a_failed_stage_is_reported_and_the_stages_after_it_skipped(cfg, spark):
     from cytolake.reprocess import run_reprocess
 
     results = run_reprocess(with_train(cfg, model_version="never-trained"), spark, log=lambda *a: None)
-    assert [(r.stage, r.status) for r in results] == [
+    assert [(r.stage, r.status) for r in results] == [("check", "ok"),
         ("ingest", "ok"), ("tile", "ok"), ("embed", "failed"), ("build_graph", "skipped"), ("predict", "skipped")]
-    assert "never-trained" in results[2].detail and "no trained encoder" in results[2].detail
-    assert results[3].detail == "not run: embed failed"
+    assert "never-trained" in results[3].detail and "no trained encoder" in results[3].detail
+    assert results[4].detail == "not run: embed failed"
+
+
+def test_a_damaged_lake_stops_reprocess_before_it_writes(cfg, spark):
+    from cytolake.ingest.job import run_ingest
+    from cytolake.reprocess import run_reprocess
+
+    run_ingest(cfg, spark, log=lambda *a: None)
+    lake = Lake(cfg.paths.lake)
+    gone = sorted(lake.path("pmaps").rglob("*.parquet"))[0]
+    gone.unlink()
+    before = {t: lake.version(t) for t in table_names()}
+    results = run_reprocess(cfg, spark, log=lambda *a: None)
+    assert results[0].stage == "check" and results[0].status == "failed"
+    assert "table(s) pmaps damaged" in results[0].detail and gone.name in results[0].detail
+    assert all(r.status == "skipped" for r in results[1:])
+    assert {t: lake.version(t) for t in table_names()} == before
 
 
 @pytest.mark.slow
