@@ -3,6 +3,7 @@ patches with the current model (`train.model_version`), rebuild the affected bra
 
     python jobs/reprocess.py --config conf/cluster.yaml [--wait 600]
 
+It first checks every table (`cytolake check`): a damaged table stops the run before anything is written.
 Every stage is incremental, so a run over an unchanged landing folder commits nothing. The whole run holds
 the lake's writer lock: a run that overlaps another exits 4 at once naming the holder (or waits up to
 --wait seconds, then finds the work done). Crontab and systemd examples: conf/schedule/.

@@ -1,8 +1,14 @@
 """The `cytolake` command: look at the lake, and look after it.
 
     cytolake [--config conf/local.yaml] tables
+    cytolake [--config conf/local.yaml] check
     cytolake [--config conf/local.yaml] sql "SELECT s.brain_id, count(*) FROM sections s GROUP BY 1"
+        [--engine duckdb|spark] [--format table|csv|json] [--max-rows N]
     cytolake [--config conf/local.yaml] maintain [--retention-days 7] [--wait 600]
+
+Exit codes: 0 all good; 1 failed (a SQL error, a query stopped by a limit, a damaged table found by `check`
+or `tables`, `maintain` refused on a damaged table); 2 bad arguments or config, or a query that is not read-only;
+4 the lake is locked by another run.
 """
 
 from __future__ import annotations
@@ -11,28 +17,46 @@ import argparse
 import sys
 
 from cytolake.lake import Lake
+from cytolake.lake.check import LakeDamaged, check_lake
 from cytolake.lake.maintain import maintain
-from cytolake.lake.sql import ReadOnlyError, query
-from cytolake.report import print_arrow, print_maintenance, print_tables
+from cytolake.lake.sql import QueryStopped, ReadOnlyError
+from cytolake.report import print_check, print_maintenance, print_result, print_tables
 from cytolake.runner import EXIT_FAILED, EXIT_USAGE, lake_writer, settings
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cytolake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="conf/local.yaml", help="YAML config (default: conf/local.yaml)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("tables", help="list the lake's tables with version, rows, files and size")
-    q = sub.add_parser("sql", help="run a read-only SQL query over the lake tables (DuckDB dialect)")
+    sub.add_parser("check", help="verify every table's snapshot against its log (files present, sizes and row "
+                                 "counts as logged, log entries whole); exit 1 with the list of problems")
+    q = sub.add_parser("sql", help="run a read-only SQL query over the lake tables")
     q.add_argument("query")
-    q.add_argument("--max-rows", type=int, default=200)
+    q.add_argument("--engine", choices=["duckdb", "spark"], default="duckdb",
+                   help="duckdb (default; DuckDB dialect) or spark (Spark SQL over temporary views, `spark` config)")
+    q.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                   help="table (default), csv (header row) or json (one JSON object per line) on stdout")
+    q.add_argument("--max-rows", type=int, help="rows to show (default: sql.max_rows for a table, all for csv/json)")
     m = sub.add_parser("maintain", help="compact small files and vacuum files older than the retention (takes the lake lock)")
     m.add_argument("--retention-days", type=float, help="time travel kept for this many days (default: maintain.retention_days)")
     m.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for another run's lake lock")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
     cfg = settings(a.config)
     lake = Lake(cfg.paths.lake)
     if a.command == "tables":
-        print_tables(lake)
+        return EXIT_FAILED if print_tables(lake) else 0
+    if a.command == "check":
+        problems = check_lake(lake)
+        print_check(problems)
+        n = sum(len(p) for p in problems.values())
+        if n:
+            print(f"error: {n} problem(s) in {sum(bool(p) for p in problems.values())} table(s)", file=sys.stderr)
+            return EXIT_FAILED
         return 0
     if a.command == "maintain":
         days = cfg.maintain.retention_days if a.retention_days is None else a.retention_days
@@ -40,14 +64,39 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --retention-days must be >= 0", file=sys.stderr)
             return EXIT_USAGE
         with lake_writer(cfg, "maintain", a.wait):
-            print_maintenance(maintain(lake, days, cfg.maintain.target_file_mb))
+            try:
+                print_maintenance(maintain(lake, days, cfg.maintain.target_file_mb))
+            except LakeDamaged as e:
+                print(f"error: {e}", file=sys.stderr)
+                return EXIT_FAILED
         return 0
+    return _sql(a, cfg, lake)
+
+
+def _sql(a, cfg, lake: Lake) -> int:
+    from cytolake.lake.sql import run_duckdb, run_spark
+
+    if a.max_rows is not None and a.max_rows < 1:
+        print("error: --max-rows must be >= 1", file=sys.stderr)
+        return EXIT_USAGE
+    max_rows = a.max_rows if a.max_rows is not None else (cfg.sql.max_rows if a.format == "table" else None)
     try:
-        print_arrow(query(lake, a.query), max_rows=a.max_rows)
+        if a.engine == "spark":
+            from cytolake.lake.spark import spark_session
+
+            result = run_spark(spark_session(cfg.spark), lake, a.query, max_rows, cfg.sql)
+        else:
+            result = run_duckdb(lake, a.query, cfg.sql)
+        for table, why in result.damaged.items():
+            print(f"warning: table {table} is damaged and left out: {why}", file=sys.stderr)
+        print_result(result.columns, result.batches, a.format, max_rows)
     except ReadOnlyError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except Exception as e:  # a SQL error: say what DuckDB said, no traceback
+    except QueryStopped as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as e:  # a SQL error: say what the engine said, no traceback
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_FAILED
     return 0

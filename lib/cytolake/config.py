@@ -93,6 +93,10 @@ class IngestSettings(Strict):
     outside_tolerance_mm: Annotated[float, Field(ge=0)] = 20.0
     # Relative tolerance between the manifest's spacing and the spacing in the image header.
     spacing_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    # Relative tolerance between the affine's in-plane scale (mm per pixel along the columns and rows, times
+    # 1000) and the manifest's spacing_um. Generous: a registration to MNI scales for brain size and tissue
+    # shrinkage (10-25%); what it is for is a wrong unit, a swapped spacing, a degenerate (singular) affine.
+    affine_scale_tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.35
 
 
 class TilingSettings(Strict):
@@ -105,6 +109,10 @@ class TilingSettings(Strict):
     # smoothed intensity below this is cortex; null = Otsu's threshold per section (robust to stain variation)
     mask_threshold: Annotated[int, Field(ge=1, le=255)] | None = None
     block_px: Annotated[int, Field(ge=256)] = 8192  # level-0 pixels per side of the window block one task reads
+    # A section whose cortex mask (at mask_spacing_um) would exceed this many pixels is that section's error
+    # (an implausibly large image or wrong spacing), not a task that runs out of memory. 10^8: 10,000^2 mask
+    # pixels, a 3.2 m wide section at the default 320 um.
+    max_mask_px: Annotated[int, Field(ge=1)] = 100_000_000
     transfer_brains: tuple[str, ...] = ()  # held out entirely: split `transfer`
     test_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2  # of each training brain's sections: split `test`
     seed: int = 0
@@ -198,6 +206,18 @@ class MaintainSettings(Strict):
     target_file_mb: Annotated[int, Field(ge=1)] = 256  # compaction target per data file
 
 
+class SqlSettings(Strict):
+    """`cytolake sql`: what one query may take. A query past a limit is stopped, and the message names the limit
+    (and this key). Only the rows shown are fetched: a table shows `max_rows`; csv and json stream every row
+    unless `--max-rows` says otherwise, so their memory stays that of the query's own operators."""
+
+    max_rows: Annotated[int, Field(ge=1)] = 200  # rows shown by `--format table` (the default)
+    # DuckDB's memory_limit for the query (nothing spills to disk): a query needing more stops with this key named
+    memory_limit: Annotated[str, Field(pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$")] = "2GB"
+    timeout_s: Annotated[float, Field(gt=0)] = 120.0  # wall-clock limit of one query, fetching included
+    threads: Annotated[int, Field(ge=1)] | None = None  # DuckDB threads; null: DuckDB's default (the cores)
+
+
 class Settings(Strict):
     paths: Paths = Paths()
     spark: SparkSettings = SparkSettings()
@@ -211,6 +231,7 @@ class Settings(Strict):
     gnn: GnnSettings = GnnSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
     maintain: MaintainSettings = MaintainSettings()
+    sql: SqlSettings = SqlSettings()
     source: Path | None = None  # the file these settings came from (set by load_config)
 
 

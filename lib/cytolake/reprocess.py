@@ -1,5 +1,6 @@
 """What a scheduler runs when brains land: every stage, each doing only what is new or changed.
 
+check (every table's snapshot against its log, as `cytolake check`: a damaged lake is written by no stage) ->
 ingest (new or changed brains and sections) -> tile (sections without current patches) -> embed (patches
 without features of the current model, `train.model_version`) -> build_graph (brains whose inputs
 changed) -> predict (the GNN+ over the current model's graphs; a run id that already has predictions
@@ -18,9 +19,11 @@ from cytolake.embed.job import run_embed
 from cytolake.gnn.job import run_train_gnn
 from cytolake.graph.job import run_build_graph
 from cytolake.ingest.job import run_ingest
+from cytolake.lake import Lake
+from cytolake.lake.check import LakeDamaged, check_lake
 from cytolake.tiling.job import run_tile
 
-STAGES = ("ingest", "tile", "embed", "build_graph", "predict")
+STAGES = ("check", "ingest", "tile", "embed", "build_graph", "predict")
 
 
 @dataclass
@@ -29,6 +32,13 @@ class StageResult:
     status: str  # ok | partial (some sections/brains failed, the rest done) | failed | skipped
     detail: str
     failed_items: int = 0
+
+
+def _check(settings: Settings, spark, log) -> StageResult:
+    problems = [p for ps in check_lake(Lake(settings.paths.lake)).values() for p in ps]
+    if problems:
+        raise LakeDamaged(problems, "write the lake")
+    return StageResult("check", "ok", "every table's files and log agree")
 
 
 def _ingest(settings: Settings, spark, log) -> StageResult:
@@ -67,7 +77,7 @@ def _predict(settings: Settings, spark, log) -> StageResult:
 
 
 _RUN: dict[str, Callable[[Settings, object, Callable], StageResult]] = {
-    "ingest": _ingest, "tile": _tile, "embed": _embed, "build_graph": _graph, "predict": _predict}
+    "check": _check, "ingest": _ingest, "tile": _tile, "embed": _embed, "build_graph": _graph, "predict": _predict}
 
 
 def run_reprocess(settings: Settings, spark, log=print) -> list[StageResult]:

@@ -86,12 +86,15 @@ def test_same_brain_delivered_again_with_new_content_is_an_update(cfg, spark, la
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    before = sections(cfg)
     ingest(cfg, spark)
     secs = sections(cfg)
     keys = sorted(secs)
-    assert len(keys) == len(set(keys)) == 6  # updated in place, never duplicated
+    assert len(keys) == len(set(keys)) == 5 and ("B01", 3) not in secs  # updated in place, the removed one dropped
+    assert secs[("B01", 1)]["content_hash"] != before[("B01", 1)]["content_hash"]
+    assert secs[("B01", 2)] == before[("B01", 2)]
     n = query(Lake(cfg.paths.lake), "select count(*) n, count(distinct brain_id || section_id) d from sections")
-    assert n["n"][0].as_py() == n["d"][0].as_py() == 6
+    assert n["n"][0].as_py() == n["d"][0].as_py() == 5
 
 
 def test_nan_in_a_pmap_is_refused_naming_the_file_and_the_map(cfg, spark, tmp_path):

@@ -112,7 +112,46 @@ def test_a_failed_stage_is_reported_and_the_stages_after_it_skipped(cfg, spark):
     from cytolake.reprocess import run_reprocess
 
     results = run_reprocess(with_train(cfg, model_version="never-trained"), spark, log=lambda *a: None)
-    assert [(r.stage, r.status) for r in results] == [
+    assert [(r.stage, r.status) for r in results] == [("check", "ok"),
         ("ingest", "ok"), ("tile", "ok"), ("embed", "failed"), ("build_graph", "skipped"), ("predict", "skipped")]
-    assert "never-trained" in results[2].detail and "no trained encoder" in results[2].detail
-    assert results[3].detail == "not run: embed failed"
+    assert "never-trained" in results[3].detail and "no trained encoder" in results[3].detail
+    assert results[4].detail == "not run: embed failed"
+
+
+def test_a_damaged_lake_stops_reprocess_before_it_writes(cfg, spark):
+    from cytolake.ingest.job import run_ingest
+    from cytolake.reprocess import run_reprocess
+
+    run_ingest(cfg, spark, log=lambda *a: None)
+    lake = Lake(cfg.paths.lake)
+    gone = sorted(lake.path("pmaps").rglob("*.parquet"))[0]
+    gone.unlink()
+    before = {t: lake.version(t) for t in table_names()}
+    results = run_reprocess(cfg, spark, log=lambda *a: None)
+    assert results[0].stage == "check" and results[0].status == "failed"
+    assert "table(s) pmaps damaged" in results[0].detail and gone.name in results[0].detail
+    assert all(r.status == "skipped" for r in results[1:])
+    assert {t: lake.version(t) for t in table_names()} == before
+
+
+@pytest.mark.slow
+def test_a_section_removed_from_a_manifest_leaves_every_table(landed):
+    cfg, conf, _ = landed
+    m = cfg.paths.landing / "B01" / "manifest.csv"
+    lines = m.read_text().splitlines(keepends=True)
+    m.write_text("".join(line for line in lines if not line.startswith("B01,2,")))
+    rc, out = finished(reprocess(conf))
+    assert rc == 0, out[-4000:]
+    lake = Lake(cfg.paths.lake)
+    gone = ("B01", 2)
+    assert gone not in {(r["brain_id"], r["section_id"]) for r in lake.read("sections").to_pylist()}
+    patches = lake.read("patches", ["brain_id", "section_id", "patch_id"]).to_pylist()
+    assert patches and gone not in {(p["brain_id"], p["section_id"]) for p in patches}
+    assert {f["patch_id"] for f in lake.read("features", ["patch_id"]).to_pylist()} == {p["patch_id"] for p in patches}
+    nodes = lake.read("graph_nodes", ["brain_id", "node_id", "section_id"]).to_pylist()
+    assert nodes and gone not in {(n["brain_id"], n["section_id"]) for n in nodes}
+    current = {(n["brain_id"], n["node_id"]) for n in nodes}
+    runs: dict[str, set] = {}
+    for p in lake.read("predictions", ["run_id", "brain_id", "node_id"]).to_pylist():
+        runs.setdefault(p["run_id"], set()).add((p["brain_id"], p["node_id"]))
+    assert current in runs.values()  # the current predictions are of the graphs without the section

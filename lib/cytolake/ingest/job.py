@@ -85,7 +85,8 @@ def run_ingest(settings: Settings, spark, brains: list[str] | None = None, log=p
     summary.atlas_registered = register_atlas(lake, atlas)
     log("  registered areas and pmaps" if summary.atlas_registered else "  areas and pmaps already current")
     lo, hi = atlas.bounds_mm()
-    checks = Checks(tuple(lo), tuple(hi), settings.ingest.outside_tolerance_mm, settings.ingest.spacing_tolerance)
+    checks = Checks(tuple(lo), tuple(hi), settings.ingest.outside_tolerance_mm, settings.ingest.spacing_tolerance,
+                    settings.ingest.affine_scale_tolerance)
 
     prev_sections: dict[tuple[str, int], dict] = {(r["brain_id"], r["section_id"]): r for r in lake.read("sections").to_pylist()}
     prev_brains = {r["brain_id"]: r for r in lake.read("brains").to_pylist()}
@@ -95,16 +96,19 @@ def run_ingest(settings: Settings, spark, brains: list[str] | None = None, log=p
 
     brain_rows: dict[str, dict] = {}
     todo: list[tuple[Entry, dict | None]] = []
+    removed: list[dict] = []  # keys of sections no longer in their brain's manifest
     for brain_id, mpath in manifests.items():
         base = {"brain_id": brain_id, "manifest_uri": str(mpath.resolve()), "ingested_at": now}
         try:
             mhash = content_hash(mpath)
             entries = read_manifest(mpath, landing)
-        except ManifestError as e:
+        except (ManifestError, OSError) as e:  # this brain's error; its registered sections stay as they were
             brain_rows[brain_id] = {**base, "status": "error", "error": str(e), "manifest_hash": None,
                                     "n_sections": 0, "n_ok": 0, "n_error": 0}
             continue
         prev = {sid: r for (b, sid), r in prev_sections.items() if b == brain_id}
+        listed = {e.section_id for e in entries}
+        removed += [{"brain_id": brain_id, "section_id": sid} for sid in sorted(set(prev) - listed)]
         pb = prev_brains.get(brain_id)
         brain_rows[brain_id] = {**base, "status": "ok", "error": None, "manifest_hash": mhash,
                                 "n_sections": len(entries)}
@@ -120,8 +124,10 @@ def run_ingest(settings: Settings, spark, brains: list[str] | None = None, log=p
         rows = (sc.parallelize(todo, numSlices=min(len(todo), max(sc.defaultParallelism * 4, 1)))
                 .map(lambda t: inspect_section(t[0], t[1], checks, now)).collect())
     new_rows = [r for r in rows if changed(r, prev_sections.get((r["brain_id"], r["section_id"])))]
-    if new_rows:
-        summary.versions["sections"] = lake.merge("sections", schema("sections").table(new_rows))
+    if new_rows or removed:
+        # One commit: changed sections upserted, sections gone from their manifest deleted (tiling then drops
+        # their patches, and the later stages what was built from them).
+        summary.versions["sections"] = lake.merge("sections", schema("sections").table(new_rows), delete=removed)
 
     by_brain: dict[str, list[dict]] = {}
     for r in rows:
@@ -135,13 +141,15 @@ def run_ingest(settings: Settings, spark, brains: list[str] | None = None, log=p
     if changed_brains:
         summary.versions["brains"] = lake.merge("brains", schema("brains").table(changed_brains))
 
-    changed_sections = {r["brain_id"] for r in new_rows}
+    changed_sections = {r["brain_id"] for r in new_rows} | {r["brain_id"] for r in removed}
     for brain_id, b in brain_rows.items():
         summary.brains[brain_id] = {"status": b["status"], "error": b["error"], "n_ok": b.get("n_ok", 0),
                                     "n_error": b.get("n_error", 0), "changed": brain_id in changed_sections}
     for r in rows:
         if r["status"] == "error":
             log(f"  section {r['brain_id']}/{r['section_id']}: {r['error']}")
+    for r in removed:
+        log(f"  section {r['brain_id']}/{r['section_id']}: no longer in the manifest, removed")
     return summary
 
 

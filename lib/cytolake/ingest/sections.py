@@ -25,6 +25,7 @@ class Checks:
     ref_hi: tuple[float, float, float]
     outside_tolerance_mm: float
     spacing_tolerance: float
+    affine_scale_tolerance: float = 0.35
 
 
 def _placement_error(transform: list[float], width: int, height: int, c: Checks) -> str | None:
@@ -42,6 +43,24 @@ def _placement_error(transform: list[float], width: int, height: int, c: Checks)
         return (f"affine maps the section outside the reference volume: {where} at "
                 f"{np.round(mm[0 if centre_out else 1], 1).tolist()} mm, volume spans "
                 f"{np.round(lo, 1).tolist()}..{np.round(hi, 1).tolist()} mm")
+    return None
+
+
+def _affine_error(transform: list[float], spacing_um: float, c: Checks) -> str | None:
+    """A section affine must map the pixel grid onto a plane at about the manifest's spacing: its in-plane
+    linear part (the columns for pixel col and row) non-singular, each column's length within the tolerance
+    of spacing_um. A zero or rank-1 linear part would put every patch at one point of the reference volume."""
+    a = np.asarray(transform, float).reshape(4, 4)
+    inplane = a[:3, :2]
+    scale_um = np.linalg.norm(inplane, axis=0) * 1000.0
+    sv = np.linalg.svd(inplane, compute_uv=False)
+    shown = " x ".join(f"{v:.4g}" for v in scale_um)
+    if sv[-1] <= 1e-9 * max(sv[0], 1e-12):
+        return (f"affine's in-plane linear part is singular (column and row scale {shown} um/px, "
+                f"singular values {np.round(sv * 1000, 6).tolist()} um/px); spacing_um is {spacing_um:g}")
+    if np.any(np.abs(scale_um - spacing_um) > c.affine_scale_tolerance * spacing_um):
+        return (f"affine's in-plane scale is {shown} um/px (column x row) but spacing_um is {spacing_um:g} um/px "
+                f"(tolerance {c.affine_scale_tolerance:.0%}, ingest.affine_scale_tolerance)")
     return None
 
 
@@ -78,6 +97,8 @@ def inspect_section(entry: Entry, prev: dict | None, checks: Checks, now: dateti
     if info.spacing_um is not None and abs(info.spacing_um - entry.spacing_um) > checks.spacing_tolerance * entry.spacing_um:
         return fail(f"{entry.image}: spacing mismatch: manifest says {entry.spacing_um:g} um/px, "
                     f"the image header says {info.spacing_um:g} um/px")
+    if (msg := _affine_error(entry.transform, entry.spacing_um, checks)) is not None:
+        return fail(f"{entry.image}: {msg}")
     if (msg := _placement_error(entry.transform, info.width, info.height, checks)) is not None:
         return fail(f"{entry.image}: {msg}")
     if entry.annotation is not None:

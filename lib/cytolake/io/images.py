@@ -201,6 +201,9 @@ class LevelReader:
             self._rgb = self._arr.ndim == 3
             self._channels_first = False
         self.shape = tuple(int(d) for d in (self._arr.shape[-2:] if self._channels_first else self._arr.shape[:2]))
+        ch = self._arr.chunks
+        # (rows, cols) of one stored chunk (a TIFF tile or strip, a Zarr chunk): reads aligned to it decode it once
+        self.chunks = tuple(int(d) for d in (ch[-2:] if self._channels_first else ch[:2]))
 
     def _read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         if self._channels_first:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import math
 import os
@@ -69,30 +70,65 @@ def confined(landing: Path, brain_dir: Path, rel: str) -> Path:
     return full
 
 
+def _json_rows(path: Path) -> list[dict]:
+    data = json.loads(path.read_text(encoding="utf-8-sig"))
+    rows = data["sections"] if isinstance(data, dict) else data
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ManifestError(f"{path}: expected a list of section objects (or {{'sections': [...]}})")
+    out = []
+    for n, r in enumerate(rows, start=1):
+        if "transform" in r:
+            t = r["transform"]
+            if not isinstance(t, list) or len(t) != 16:
+                # a row error, named: a string would be taken character by character, a 17th number dropped
+                what = f"a list of {len(t)} items" if isinstance(t, list) else f"a {type(t).__name__}"
+                r = {**r, "_transform_error": f"transform must be a list of 16 numbers, got {what}"}
+            else:
+                r = {**r, **{f"a{i // 4}{i % 4}": v for i, v in enumerate(t)}}
+        out.append(r)
+    return out
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    # utf-8-sig: a spreadsheet's byte-order mark is not part of the first header
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f, strict=True)
+        found = reader.fieldnames or []
+        reader.fieldnames = [h.strip() for h in found]
+        missing = [c for c in REQUIRED if c not in reader.fieldnames]
+        if missing:
+            near = {c: m[0] for c in missing
+                    if (m := difflib.get_close_matches(c, [h for h in found if h.strip() not in REQUIRED], 1, 0.6))}
+            hint = "".join(f"; header {near[c]!r} is not {c!r}" for c in near)
+            raise ManifestError(f"{path}: missing columns {missing}{hint} (headers: {found})")
+        rows = []
+        for r in reader:
+            if None in r or any(v is None for v in r.values()):
+                raise ManifestError(f"{path}: line {reader.line_num}: wrong number of fields")
+            rows.append(r)
+        return rows
+
+
 def _rows(path: Path) -> list[dict]:
     try:
-        if path.suffix == ".json":
-            data = json.loads(path.read_text())
-            rows = data["sections"] if isinstance(data, dict) else data
-            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-                raise ManifestError(f"{path}: expected a list of section objects (or {{'sections': [...]}})")
-            return [{**r, **({f"a{i // 4}{i % 4}": v for i, v in enumerate(r["transform"])} if "transform" in r else {})}
-                    for r in rows]
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f, strict=True)
-            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ManifestError(f"{path}: missing columns {missing}")
-            rows = []
-            for r in reader:
-                if None in r or any(v is None for v in r.values()):
-                    raise ManifestError(f"{path}: line {reader.line_num}: wrong number of fields")
-                rows.append(r)
-            return rows
+        return _json_rows(path) if path.suffix == ".json" else _csv_rows(path)
     except ManifestError:
         raise
-    except (OSError, UnicodeDecodeError, csv.Error, json.JSONDecodeError, KeyError, TypeError) as e:
+    except RecursionError:
+        raise ManifestError(f"{path}: malformed manifest (nested too deeply to read)") from None
+    except (OSError, UnicodeDecodeError, csv.Error, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise ManifestError(f"{path}: malformed manifest ({type(e).__name__}: {e})") from None
+
+
+def _section_id(v) -> int:
+    """An integer section id: an int, or text of one (CSV); never a bool, a fraction or a float."""
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise ValueError
+    if isinstance(v, str):
+        v = v.strip()
+        if not v.lstrip("+-").isdigit():
+            raise ValueError
+    return int(v)
 
 
 def read_manifest(path: Path, landing: Path) -> list[Entry]:
@@ -104,7 +140,7 @@ def read_manifest(path: Path, landing: Path) -> list[Entry]:
     for n, r in enumerate(_rows(path), start=2):
         where = f"{path}: row {n - 1}"
         try:
-            section_id = int(r["section_id"])
+            section_id = _section_id(r["section_id"])
         except (KeyError, TypeError, ValueError):
             raise ManifestError(f"{where}: section_id {r.get('section_id')!r} is not an integer") from None
         if section_id in seen:
@@ -119,9 +155,13 @@ def read_manifest(path: Path, landing: Path) -> list[Entry]:
             image = confined(landing, brain_dir, raw)
             ann_raw = str(r.get("annotation_path") or "")
             annotation = confined(landing, brain_dir, ann_raw) if ann_raw else None
+            if r.get("_transform_error"):
+                raise ValueError(r["_transform_error"])
             spacing = float(r["spacing_um"])
             if not math.isfinite(spacing) or spacing <= 0:
                 raise ValueError(f"spacing_um {r['spacing_um']!r} must be a positive number")
+            if any(isinstance(r[c], bool) for c in AFFINE_COLUMNS):
+                raise ValueError("affine values must be numbers, got true/false")
             transform = [float(r[c]) for c in AFFINE_COLUMNS]
             if not all(math.isfinite(v) for v in transform):
                 raise ValueError("affine has non-finite values")

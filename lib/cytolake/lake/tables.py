@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, Schema
 from deltalake.exceptions import TableNotFoundError
-from deltalake.transaction import AddAction, create_table_with_add_actions
+from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
 
 from cytolake.schemas import TableSchema, schema, table_names
 
@@ -217,12 +217,22 @@ class Lake:
         files = list(files)
         dt = self.ensure(name)
         actions = [f.add_action() for f in files]
+        part = list(ts.partition_by) or None
+
+        def counted(removed: int) -> CommitProperties:
+            # The entry's own count of its actions: `lake.check` compares it with the lines the entry holds,
+            # which is how a log entry cut at a line boundary (still valid JSON lines) is found.
+            return CommitProperties(custom_metadata={"cytolake.adds": str(len(actions)), "cytolake.removes": str(removed),
+                                                     "cytolake.rows": str(sum(f.num_records for f in files))})
+
         if mode == "append":
             if not actions:
                 return None
-            dt.create_write_transaction(actions, mode="append", schema=ts.arrow(), partition_by=list(ts.partition_by) or None)
+            dt.create_write_transaction(actions, mode="append", schema=ts.arrow(), partition_by=part,
+                                        commit_properties=counted(0))
         elif mode == "overwrite":
-            dt.create_write_transaction(actions, mode="overwrite", schema=ts.arrow(), partition_by=list(ts.partition_by) or None)
+            dt.create_write_transaction(actions, mode="overwrite", schema=ts.arrow(), partition_by=part,
+                                        commit_properties=counted(len(dt.file_uris())))
         elif mode == "replace_partitions":
             if not partitions or not all(partitions.values()):
                 raise ValueError("replace_partitions needs the partition values to replace")
@@ -231,7 +241,8 @@ class Lake:
                 raise ValueError(f"table {name} is not partitioned by {sorted(bad)}")
             filters = [(k, "in", [str(v) for v in vs]) for k, vs in partitions.items()]
             dt.create_write_transaction(
-                actions, mode="overwrite", schema=ts.arrow(), partition_by=list(ts.partition_by), partition_filters=filters
+                actions, mode="overwrite", schema=ts.arrow(), partition_by=list(ts.partition_by), partition_filters=filters,
+                commit_properties=counted(len(dt.file_uris(partition_filters=filters))),
             )
         else:
             raise ValueError(f"unknown write mode {mode!r}")
@@ -258,29 +269,42 @@ class Lake:
             remove_uncommitted(self.path(name), prefix)
             raise
 
-    def merge(self, name: str, source: pa.Table) -> int | None:
-        """Upsert rows by the table's key (for small registry tables); returns the new version."""
+    def merge(self, name: str, source: pa.Table, delete: Sequence[dict] = ()) -> int | None:
+        """Upsert rows by the table's key and delete the rows whose keys are in `delete`, in one commit
+        (for small registry tables); returns the new version, None when there was nothing to do."""
         ts = schema(name)
-        if source.num_rows == 0:
+        if source.num_rows == 0 and not delete:
             return None
         dt = self.ensure(name)
         pred = " AND ".join(f"t.{k} = s.{k}" for k in ts.key)
-        (
-            dt.merge(source.select(ts.names).cast(ts.arrow()), predicate=pred, source_alias="s", target_alias="t")
-            .when_matched_update_all()
-            .when_not_matched_insert_all()
-            .execute()
-        )
+        m = (dt.merge(source.select(ts.names).cast(ts.arrow()), predicate=pred, source_alias="s", target_alias="t")
+             .when_matched_update_all()
+             .when_not_matched_insert_all())
+        if delete:
+            m = m.when_not_matched_by_source_delete(" OR ".join(
+                "(" + " AND ".join(f"t.{k} = {_sql_literal(d[k])}" for k in ts.key) + ")" for d in delete))
+        m.execute()
         return DeltaTable(str(self.path(name))).version()
 
     def stats(self) -> list[dict]:
-        """Per table: version, rows, files and bytes of the current snapshot (from the log, no data read)."""
+        """Per table: version, rows, files and bytes of the current snapshot (from the log, no data read).
+
+        A table whose log cannot be loaded gets a row with `error` (naming the damaged log entry when one
+        is found) instead of stopping the listing."""
+        from cytolake.lake.check import damaged_log_file
+
         out = []
         for name in table_names():
             if not self.exists(name):
                 continue
-            dt = self.table(name)
-            adds = pa.table(dt.get_add_actions(flatten=True))
+            try:
+                dt = self.table(name)
+                adds = pa.table(dt.get_add_actions(flatten=True))
+            except Exception as e:  # delta-rs raises several kinds of error on a damaged log
+                where = damaged_log_file(self, name) or str(self.path(name) / "_delta_log")
+                out.append({"table": name, "version": None, "rows": None, "files": None, "bytes": None,
+                            "path": str(self.path(name)), "error": f"{where}: {type(e).__name__}: {e}"})
+                continue
             out.append(
                 {
                     "table": name,
@@ -289,7 +313,16 @@ class Lake:
                     "files": adds.num_rows,
                     "bytes": int(pa.compute.sum(adds["size_bytes"]).as_py() or 0) if adds.num_rows else 0,
                     "path": str(self.path(name)),
+                    "error": None,
                 }
             )
         return out
 
+
+def _sql_literal(v) -> str:
+    """A key value as a SQL literal for a merge predicate (keys are ids and integers)."""
+    if isinstance(v, bool) or v is None:
+        raise ValueError(f"unsupported key value {v!r}")
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return "'" + str(v).replace("'", "''") + "'"

@@ -84,6 +84,8 @@ def run_tile(settings: Settings, spark, brains: list[str] | None = None, log=pri
             summary.tiled[(b, sid)] = rows
     if summary.failed:
         _record_failures(lake, summary.failed)
+    for b, sid in sorted(k for k, n in summary.tiled.items() if n == 0):
+        log(f"  section {b}/{sid}: 0 patches (no cortex in its mask); it is examined again on the next run")
 
     dirty = {b for (b, sid), n in summary.tiled.items() if n or current.get((b, sid))} | stale_brains
     dirty |= {b for (b, sid) in summary.failed if (b, sid) in current}

@@ -42,7 +42,7 @@ def section_centres(sec: dict, t: TilingSettings, split: str, inv_affine: np.nda
         info = read_info(uri)
         sp = sec["spacing_um"]
         g = patch_geometry(t, sp, info.levels)
-        mask, scale = section_cortex_mask(uri, sp, info.level_shapes, t.mask_spacing_um, t.mask_threshold)
+        mask, scale = section_cortex_mask(uri, sp, info.level_shapes, t.mask_spacing_um, t.mask_threshold, t.max_mask_px)
         xy = grid_centres(mask, scale, t.stride_um / sp, info.width, info.height)
         if not len(xy):
             return [], None
@@ -52,6 +52,8 @@ def section_centres(sec: dict, t: TilingSettings, split: str, inv_affine: np.nda
         labels = labels_at(sec["annotation_uri"], xy[:, 0], xy[:, 1], info.width, area_index_of)
     except (ImageError, OSError, ValueError) as e:
         return [], f"tiling: {e}"
+    except MemoryError:
+        return [], f"tiling: {uri}: out of memory finding the patch centres"
     block = t.block_px
     rows = []
     for n, (x, y) in enumerate(xy.tolist()):
