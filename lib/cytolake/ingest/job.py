@@ -16,6 +16,7 @@ from cytolake.io.files import content_hash, signature
 from cytolake.config import Settings
 from cytolake.ingest.sections import Checks, changed, inspect_section
 from cytolake.io.manifest import Entry, ManifestError, find_manifest, read_manifest
+from cytolake.io.warps import WarpError, warp_hash
 from cytolake.lake import Lake
 from cytolake.schemas import schema
 
@@ -62,7 +63,8 @@ def discover_brains(landing: Path, only: list[str] | None) -> dict[str, Path]:
 
 
 def _unchanged_on_disk(entries: list[Entry], prev: dict[int, dict]) -> bool:
-    """True when every section is registered ok and its file's size and mtime are as recorded."""
+    """True when every section is registered ok, its file's size and mtime are as recorded, and the brain's
+    warp is the one recorded (by content: a warp replaced under the same name counts as changed)."""
     for e in entries:
         p = prev.get(e.section_id)
         if p is None or p["status"] != "ok" or e.error or e.image is None:
@@ -72,6 +74,13 @@ def _unchanged_on_disk(entries: list[Entry], prev: dict[int, dict]) -> bool:
         except OSError:
             return False
         if sig != (p["file_size"], p["file_mtime_ns"]):
+            return False
+        if p.get("warp_uri") != (str(e.warp) if e.warp else None):
+            return False
+        try:
+            if e.warp and warp_hash(e.warp) != p.get("warp_hash"):
+                return False
+        except WarpError:
             return False
     return True
 

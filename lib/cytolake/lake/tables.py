@@ -266,7 +266,9 @@ class Lake:
         dt = self.ensure(name)
         pred = " AND ".join(f"t.{k} = s.{k}" for k in ts.key)
         (
-            dt.merge(source.select(ts.names).cast(ts.arrow()), predicate=pred, source_alias="s", target_alias="t")
+            # merge_schema: columns added to the schema since the table was created are added to it
+            dt.merge(source.select(ts.names).cast(ts.arrow()), predicate=pred, source_alias="s", target_alias="t",
+                     merge_schema=True)
             .when_matched_update_all()
             .when_not_matched_insert_all()
             .execute()
