@@ -38,6 +38,12 @@ class IngestSummary:
         return sum(b["status"] == "error" for b in self.brains.values())
 
 
+def placement_checks(settings: Settings, atlas: Atlas) -> Checks:
+    """The section checks' parameters: the reference volume's extent and the configured tolerances."""
+    lo, hi = atlas.bounds_mm()
+    return Checks(tuple(lo), tuple(hi), settings.ingest.outside_tolerance_mm, settings.ingest.spacing_tolerance)
+
+
 def register_atlas(lake: Lake, atlas: Atlas) -> bool:
     """Write `pmaps` then `areas` (whose atlas_hash marks a complete registration); False when already current."""
     if lake.exists("areas") and lake.exists("pmaps"):
@@ -93,8 +99,7 @@ def run_ingest(settings: Settings, spark, brains: list[str] | None = None, log=p
     log(f"atlas {atlas.name}: {len(atlas.areas)} areas from {atlas.maps_path}")
     summary.atlas_registered = register_atlas(lake, atlas)
     log("  registered areas and pmaps" if summary.atlas_registered else "  areas and pmaps already current")
-    lo, hi = atlas.bounds_mm()
-    checks = Checks(tuple(lo), tuple(hi), settings.ingest.outside_tolerance_mm, settings.ingest.spacing_tolerance)
+    checks = placement_checks(settings, atlas)
 
     prev_sections: dict[tuple[str, int], dict] = {(r["brain_id"], r["section_id"]): r for r in lake.read("sections").to_pylist()}
     prev_brains = {r["brain_id"]: r for r in lake.read("brains").to_pylist()}

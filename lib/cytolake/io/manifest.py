@@ -118,11 +118,14 @@ def _rows(path: Path) -> list[dict]:
                 raise ManifestError(f"{path}: missing columns {missing}")
             rows = []
             start = reader.line_num + 1
-            for r in reader:
-                if None in r or any(v is None for v in r.values()):
-                    raise ManifestError(f"{path}: line {reader.line_num}: wrong number of fields")
-                rows.append({**r, _LINE: start})
-                start = reader.line_num + 1
+            try:
+                for r in reader:
+                    if None in r or any(v is None for v in r.values()):
+                        raise ManifestError(f"{path}: line {reader.line_num}: wrong number of fields")
+                    rows.append({**r, _LINE: start})
+                    start = reader.line_num + 1
+            except csv.Error as e:  # e.g. a quote never closed: the row that starts at `start`
+                raise ManifestError(f"{path}: line {start}: malformed manifest (csv.Error: {e})") from None
             return rows
     except ManifestError:
         raise

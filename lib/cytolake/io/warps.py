@@ -49,6 +49,8 @@ def infer_format(path: str | Path, fmt: str | None) -> str:
     if _nifti(path):
         import nibabel as nib
 
+        if not path.exists():
+            raise WarpError(f"{path}: warp file not found")
         try:
             ndim = len(nib.load(path).shape)
         except Exception as e:  # nibabel raises several types for a bad header
@@ -93,6 +95,8 @@ def _cached(path: str, fmt: str, size: int, mtime_ns: int):
 def load_warp(path: str | Path, fmt: str | None = None):
     """The warp as a nitransforms transform, cached per file version (one load per Python worker)."""
     path = Path(path)
+    if not path.exists():
+        raise WarpError(f"{path}: warp file not found")
     fmt = infer_format(path, fmt)
     try:
         size, mtime = signature(path)
