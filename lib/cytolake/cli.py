@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--model", help="feature model (default: train.model_version)")
     ex.add_argument("--out", help="output folder (default: paths.reports/maps-<run id>)")
     ex.add_argument("--brains", nargs="*")
-    ex.add_argument("--no-html", action="store_true", help="skip the HTML views (about 4 MB each)")
+    ex.add_argument("--no-html", action="store_true", help="skip the HTML views (about 2 MB each)")
     a = p.parse_args(argv)
     cfg = settings(a.config)
     if a.command == "landing":
