@@ -4,7 +4,7 @@ from pyspark.sql.types import ArrayType, BinaryType
 
 from cytolake.schemas import schema, table_names
 
-TABLES = ["areas", "brains", "features", "graph_edges", "graph_nodes", "metrics", "patches", "pmaps",
+TABLES = ["areas", "brains", "features", "graph_edges", "graph_meshes", "graph_nodes", "metrics", "patches", "pmaps",
           "predictions", "sections"]
 
 

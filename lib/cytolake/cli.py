@@ -5,6 +5,9 @@
     cytolake [--config conf/local.yaml] sql "SELECT s.brain_id, count(*) FROM sections s GROUP BY 1"
         [--engine duckdb|spark] [--format table|csv|json] [--max-rows N]
     cytolake [--config conf/local.yaml] maintain [--retention-days 7] [--wait 600]
+    cytolake [--config conf/local.yaml] landing check [BRAIN ...]
+    cytolake [--config conf/local.yaml] landing init FOLDER [--glob PATTERN] [--force]
+    cytolake [--config conf/local.yaml] export [--model VERSION] [--out DIR] [--brains B01 ...] [--no-html]
 
 Exit codes: 0 all good; 1 failed (a SQL error, a query stopped by a limit, a damaged table found by `check`
 or `tables`, `maintain` refused on a damaged table); 2 bad arguments or config, or a query that is not read-only;
@@ -19,9 +22,9 @@ import sys
 from cytolake.lake import Lake
 from cytolake.lake.check import LakeDamaged, check_lake
 from cytolake.lake.maintain import maintain
-from cytolake.lake.sql import QueryStopped, ReadOnlyError
-from cytolake.report import print_check, print_maintenance, print_result, print_tables
-from cytolake.runner import EXIT_FAILED, EXIT_USAGE, lake_writer, settings
+from cytolake.lake.sql import QueryStopped, ReadOnlyError, query
+from cytolake.report import print_arrow, print_check, print_maintenance, print_result, print_tables
+from cytolake.runner import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, lake_writer, settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,12 +44,33 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("maintain", help="compact small files and vacuum files older than the retention (takes the lake lock)")
     m.add_argument("--retention-days", type=float, help="time travel kept for this many days (default: maintain.retention_days)")
     m.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for another run's lake lock")
+    ld = sub.add_parser("landing", help="check a landing folder before ingest, or write a manifest template")
+    lsub = ld.add_subparsers(dest="landing_command", required=True)
+    lc = lsub.add_parser("check", help="validate manifests, files, formats, spacings, placement and warps; "
+                                       "one line per problem (exit 3 when there are any); touches no table")
+    lc.add_argument("brains", nargs="*", metavar="BRAIN")
+    li = lsub.add_parser("init", help="write FOLDER/manifest.csv for the images under FOLDER (header spacings "
+                                      "filled in, affines and warp left to fill)")
+    li.add_argument("folder")
+    li.add_argument("--glob", help="images to list, relative to FOLDER (default: every TIFF/SVS/OME-Zarr "
+                                   "outside annotations/ and truth/)")
+    li.add_argument("--force", action="store_true", help="replace an existing manifest")
+    ex = sub.add_parser("export", help="per brain: NIfTI label volumes, GIfTI surfaces and labels, label tables and "
+                                       "an HTML surface view of the predicted areas (reads the lake only)")
+    ex.add_argument("--model", help="feature model (default: train.model_version)")
+    ex.add_argument("--out", help="output folder (default: paths.reports/maps-<run id>)")
+    ex.add_argument("--brains", nargs="*")
+    ex.add_argument("--no-html", action="store_true", help="skip the HTML views (about 2 MB each)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     cfg = settings(a.config)
+    if a.command == "landing":
+        return _landing(cfg, a)
+    if a.command == "export":
+        return _export(cfg, a)
     lake = Lake(cfg.paths.lake)
     if a.command == "tables":
         return EXIT_FAILED if print_tables(lake) else 0
@@ -98,6 +122,39 @@ def _sql(a, cfg, lake: Lake) -> int:
         return EXIT_FAILED
     except Exception as e:  # a SQL error: say what the engine said, no traceback
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def _landing(cfg, a) -> int:
+    from pathlib import Path
+
+    from cytolake.ingest.landing import check_landing, init_manifest
+
+    if a.landing_command == "init":
+        try:
+            path, notes = init_manifest(Path(a.folder), a.glob, a.force)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"wrote {path}")
+        for n in notes:
+            print(f"  {n}")
+        return 0
+    problems, n = check_landing(cfg, a.brains or None)
+    for pr in problems:
+        print(pr)
+    print(f"{len(problems)} problem(s) in {n} section(s) under {cfg.paths.landing}", file=sys.stderr)
+    return EXIT_PARTIAL if problems else 0
+
+
+def _export(cfg, a) -> int:
+    from cytolake.export.job import ExportError, run_export
+
+    try:
+        run_export(cfg, out=a.out, model=a.model, brains=a.brains, html=not a.no_html)
+    except (ExportError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
     return 0
 

@@ -199,6 +199,14 @@ class EvaluateSettings(Strict):
     embedding_plot_points: Annotated[int, Field(ge=10)] = 3000
 
 
+class ExportSettings(Strict):
+    """`cytolake export` (and the maps evaluate writes): label volumes, surfaces and label tables in MNI space."""
+
+    gnn: Literal["gnn", "gnn+"] = "gnn+"  # whose predictions are exported
+    # a voxel of the label volumes takes the nearest node's label when that node's surface vertex lies this close
+    max_distance_mm: Annotated[float, Field(gt=0)] = 3.0
+
+
 class MaintainSettings(Strict):
     """`cytolake maintain`: small-file compaction and vacuum."""
 
@@ -230,6 +238,7 @@ class Settings(Strict):
     graph: GraphSettings = GraphSettings()
     gnn: GnnSettings = GnnSettings()
     evaluate: EvaluateSettings = EvaluateSettings()
+    export: ExportSettings = ExportSettings()
     maintain: MaintainSettings = MaintainSettings()
     sql: SqlSettings = SqlSettings()
     source: Path | None = None  # the file these settings came from (set by load_config)

@@ -12,6 +12,7 @@ import xxhash
 from cytolake.config import Settings
 from cytolake.eval.compare import compare_model, ModelResult
 from cytolake.eval.report import comparison_table, write_report
+from cytolake.export.job import report_section, run_export
 from cytolake.gnn.job import metric_rows
 from cytolake.lake import Lake
 
@@ -40,6 +41,12 @@ def run_evaluate(settings: Settings, log=print) -> tuple[str, list[ModelResult]]
     sections = {(s["brain_id"], s["section_id"]): s for s in lake.read("sections").to_pylist()}
     path = write_report(settings.paths.reports / run, results, names, sections, settings.evaluate.embedding_plot_points,
                         settings.paths.models)
+    first = results[0]
+    best = max(first.clusters, key=lambda c: c["nmi"]) if first.clusters else None
+    maps = run_export(settings, out=path.parent / "maps", model=first.model_version,
+                      clusters=(best["assign"], best["k"]) if best else None, log=log)
+    with open(path, "a") as f:
+        f.write("\n" + report_section(maps, path.parent))
     log(f"report: {path}")
     log(comparison_table(results))
     return str(path), results

@@ -12,6 +12,7 @@ from cytolake.config import GraphSettings, TilingSettings
 from cytolake.graph.mesh import SectionPlane, components, mesh_edges, reconstruct, surface_mesh
 from cytolake.graph.nodes import nearest_locations, nearest_patches
 from cytolake.io.images import read_info
+from cytolake.io.warps import warp_points
 from cytolake.tiling.geometry import trilinear_corners
 from cytolake.tiling.mask import section_cortex_mask
 from cytolake.tiling.sections import labels_at
@@ -50,10 +51,15 @@ def brain_graph(brain_id: str, sections: list[dict], patches: pa.Table, g: Graph
                 area_index_of: dict[int, int], inv_affine: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict:
     """One brain's nodes (rows with trilinear pmap corners, without pmap and features) and edges.
 
-    `sections`: the brain's ok sections (section_id, image_uri, spacing_um, transform, annotation_uri);
-    `patches`: its patches (patch_id, section_id, x, y, split). Returns a dict with nodes, src, dst,
-    vertices, components, seconds.
+    `sections`: the brain's ok sections (section_id, image_uri, spacing_um, transform, annotation_uri and
+    optionally warp_uri, warp_format); `patches`: its patches (patch_id, section_id, x, y, split). Returns a
+    dict with nodes, src, dst, vertices, components, seconds, and the mesh: mesh_vertices (n, 3, MNI mm),
+    mesh_faces (m, 3), node_vertex (the mesh vertex of each node).
+
+    With a warp the sections are planes of the brain's own space, so the surface is reconstructed there
+    and its vertices and the nodes' image locations are then taken to MNI through the warp.
     """
+    warp = next(((s["warp_uri"], s.get("warp_format")) for s in sections if s.get("warp_uri")), (None, None))
     t0 = time.perf_counter()
     planes, by_id = [], {}
     for s in sorted(sections, key=lambda s: s["section_id"]):
@@ -80,7 +86,8 @@ def brain_graph(brain_id: str, sections: list[dict], patches: pa.Table, g: Graph
         sel = np.flatnonzero(section_ids == sid)
         s = by_id[sid]
         labels[sel] = labels_at(s["annotation_uri"], loc.x[v[sel]], loc.y[v[sel]], s["width"], area_index_of)
-    ref = loc.xyz[v]
+    ref = warp_points(*warp, loc.xyz[v])
+    verts = warp_points(*warp, verts)
     ci, cw = trilinear_corners(ref, inv_affine)
     can = canonical(ref, lo, hi)
     nodes = [{
@@ -90,7 +97,8 @@ def brain_graph(brain_id: str, sections: list[dict], patches: pa.Table, g: Graph
         "ci": ci[n, :, 0].tolist(), "cj": ci[n, :, 1].tolist(), "ck": ci[n, :, 2].tolist(), "cw": cw[n].tolist(),
     } for n, vi in enumerate(v.tolist())]
     return {"brain_id": brain_id, "nodes": nodes, "src": graph.src.tolist(), "dst": graph.dst.tolist(),
-            "vertices": len(verts), "components": graph.components, "seconds": time.perf_counter() - t0}
+            "vertices": len(verts), "components": graph.components, "seconds": time.perf_counter() - t0,
+            "mesh_vertices": verts, "mesh_faces": faces, "node_vertex": v}
 
 
 def fsaverage_graph(atlas, hemisphere: str = "left") -> dict:

@@ -62,7 +62,8 @@ def graph_hash(settings: Settings, model: str, brain: str, sections: list[dict],
     t = settings.tiling
     key = {"graph": settings.graph.model_dump(mode="json"), "mask": [t.mask_spacing_um, t.mask_threshold],
            "model": model, "brain": brain, "patches": patch_files, "features": feature_files,
-           "sections": sorted([s["section_id"], s["content_hash"], s["transform"]] for s in sections)}
+           "sections": sorted([s["section_id"], s["content_hash"], s["transform"]]
+                              + ([s["warp_hash"]] if s.get("warp_hash") else []) for s in sections)}
     return xxhash.xxh3_128_hexdigest(json.dumps(key, sort_keys=True).encode())
 
 
@@ -91,6 +92,9 @@ def run_build_graph(settings: Settings, spark, model_version: str, brains: list[
                 for b in sorted(set(patches["brain_id"].to_pylist())) if not brains or b in brains}
     old = lake.read("graph_nodes", ["brain_id", "graph_hash"], filters=pc.field("model_version") == model_version)
     current = {(r["brain_id"], r["graph_hash"]) for r in old.group_by(["brain_id", "graph_hash"]).aggregate([]).to_pylist()}
+    # a graph is current only with its mesh (lakes built before graph_meshes existed rebuild once)
+    meshes = lake.read("graph_meshes", ["brain_id", "graph_hash"], filters=pc.field("model_version") == model_version)
+    current &= {(b, h) for b, h in zip(meshes["brain_id"].to_pylist(), meshes["graph_hash"].to_pylist())}
     todo = []
     for b, bsecs in by_brain.items():
         bp = patches.filter(pc.equal(patches["brain_id"], b))
@@ -113,11 +117,13 @@ def run_build_graph(settings: Settings, spark, model_version: str, brains: list[
     g, t, inv = settings.graph, settings.tiling, np.linalg.inv(atlas.affine)
     lo, hi = atlas.bounds_mm()
     hashes = {b: h for b, h, _, _ in todo}
-    keep = ["section_id", "image_uri", "spacing_um", "transform", "annotation_uri", "content_hash"]
-    work = [(b, [{k: s[k] for k in keep} for s in bsecs], p) for b, _, bsecs, p in todo]
+    keep = ["section_id", "image_uri", "spacing_um", "transform", "annotation_uri", "content_hash", "warp_uri",
+            "warp_format"]
+    work = [(b, [{k: s.get(k) for k in keep} for s in bsecs], p) for b, _, bsecs, p in todo]
     results = spark.sparkContext.parallelize(work, len(work)).map(
         lambda a: _task(a, g, t, area_index_of, inv, lo, hi)).persist(StorageLevel.MEMORY_AND_DISK)
-    for r in results.map(lambda r: {k: v for k, v in r.items() if k not in ("nodes", "src", "dst")} |
+    bulky = ("nodes", "src", "dst", "mesh_vertices", "mesh_faces", "node_vertex")
+    for r in results.map(lambda r: {k: v for k, v in r.items() if k not in bulky} |
                          {"nodes": len(r.get("nodes", [])), "edges": len(r.get("src", []))}).collect():
         if r.get("error"):
             summary.failed[r["brain_id"]] = r["error"]
@@ -136,7 +142,14 @@ def run_build_graph(settings: Settings, spark, model_version: str, brains: list[
             "patch_id", F.col("embedding").alias("features"))
         nodes = (nodes.join(fe, "patch_id").join(F.broadcast(tag), "brain_id")
                  .withColumn("model_version", F.lit(model_version)))
+        meshes = spark.createDataFrame(ok.map(lambda r: (
+            r["brain_id"], model_version, len(r["mesh_vertices"]), len(r["mesh_faces"]),
+            r["mesh_vertices"].ravel().tolist(), r["mesh_faces"].ravel().tolist(), r["node_vertex"].tolist())),
+            "brain_id string, model_version string, n_vertices long, n_faces long, vertices array<double>, "
+            "faces array<long>, node_vertex array<long>").join(F.broadcast(tag), "brain_id")
         parts = {"model_version": [model_version], "brain_id": done}
+        # meshes and edges first, nodes last: a brain's graph counts as built once its nodes are committed
+        write_dataframe(lake, "graph_meshes", meshes, "replace_partitions", parts)
         write_dataframe(lake, "graph_edges", edges, "replace_partitions", parts)
         summary.version = write_dataframe(lake, "graph_nodes", nodes, "replace_partitions", parts)
     results.unpersist()

@@ -16,6 +16,7 @@ from cytolake.io.files import content_hash, signature
 from cytolake.config import Settings
 from cytolake.ingest.sections import Checks, changed, inspect_section
 from cytolake.io.manifest import Entry, ManifestError, find_manifest, read_manifest
+from cytolake.io.warps import WarpError, warp_hash
 from cytolake.lake import Lake
 from cytolake.schemas import schema
 
@@ -35,6 +36,13 @@ class IngestSummary:
     @property
     def failed_brains(self) -> int:
         return sum(b["status"] == "error" for b in self.brains.values())
+
+
+def placement_checks(settings: Settings, atlas: Atlas) -> Checks:
+    """The section checks' parameters: the reference volume's extent and the configured tolerances."""
+    lo, hi = atlas.bounds_mm()
+    return Checks(tuple(lo), tuple(hi), settings.ingest.outside_tolerance_mm, settings.ingest.spacing_tolerance,
+                  settings.ingest.affine_scale_tolerance)
 
 
 def register_atlas(lake: Lake, atlas: Atlas) -> bool:
@@ -62,7 +70,8 @@ def discover_brains(landing: Path, only: list[str] | None) -> dict[str, Path]:
 
 
 def _unchanged_on_disk(entries: list[Entry], prev: dict[int, dict]) -> bool:
-    """True when every section is registered ok and its file's size and mtime are as recorded."""
+    """True when every section is registered ok, its file's size and mtime are as recorded, and the brain's
+    warp is the one recorded (by content: a warp replaced under the same name counts as changed)."""
     for e in entries:
         p = prev.get(e.section_id)
         if p is None or p["status"] != "ok" or e.error or e.image is None:
@@ -72,6 +81,13 @@ def _unchanged_on_disk(entries: list[Entry], prev: dict[int, dict]) -> bool:
         except OSError:
             return False
         if sig != (p["file_size"], p["file_mtime_ns"]):
+            return False
+        if p.get("warp_uri") != (str(e.warp) if e.warp else None):
+            return False
+        try:
+            if e.warp and warp_hash(e.warp) != p.get("warp_hash"):
+                return False
+        except WarpError:
             return False
     return True
 
@@ -84,9 +100,7 @@ def run_ingest(settings: Settings, spark, brains: list[str] | None = None, log=p
     log(f"atlas {atlas.name}: {len(atlas.areas)} areas from {atlas.maps_path}")
     summary.atlas_registered = register_atlas(lake, atlas)
     log("  registered areas and pmaps" if summary.atlas_registered else "  areas and pmaps already current")
-    lo, hi = atlas.bounds_mm()
-    checks = Checks(tuple(lo), tuple(hi), settings.ingest.outside_tolerance_mm, settings.ingest.spacing_tolerance,
-                    settings.ingest.affine_scale_tolerance)
+    checks = placement_checks(settings, atlas)
 
     prev_sections: dict[tuple[str, int], dict] = {(r["brain_id"], r["section_id"]): r for r in lake.read("sections").to_pylist()}
     prev_brains = {r["brain_id"]: r for r in lake.read("brains").to_pylist()}

@@ -14,9 +14,10 @@ import numpy as np
 from cytolake.io.files import content_hash, signature
 from cytolake.io.images import ImageError, read_info
 from cytolake.io.manifest import Entry
+from cytolake.io.warps import WarpError, infer_format, load_warp, map_points, warp_hash
 
 COMPARED = ["status", "error", "image_uri", "annotation_uri", "spacing_um", "width", "height", "levels", "channels",
-            "content_hash", "file_size", "file_mtime_ns", "transform"]
+            "content_hash", "file_size", "file_mtime_ns", "transform", "warp_uri", "warp_format", "warp_hash"]
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,20 @@ class Checks:
     affine_scale_tolerance: float = 0.35
 
 
-def _placement_error(transform: list[float], width: int, height: int, c: Checks) -> str | None:
+def _placement_error(transform: list[float], width: int, height: int, c: Checks, warp=None) -> str | None:
+    """Where the section lands in the reference volume: its centre inside, its corners within the tolerance.
+    With a warp, the affine places the pixels in the brain's space and the warp takes them to MNI."""
     a = np.asarray(transform, float).reshape(4, 4)
     if not np.allclose(a[3], [0, 0, 0, 1]):
         return f"affine's last row must be 0 0 0 1, got {a[3].tolist()}"
     pts = np.array([[(width - 1) / 2, (height - 1) / 2, 0, 1], [0, 0, 0, 1], [width - 1, 0, 0, 1],
                     [0, height - 1, 0, 1], [width - 1, height - 1, 0, 1]], float)
     mm = (pts @ a.T)[:, :3]
+    if warp is not None:
+        try:
+            mm = map_points(warp, mm, where="warp")
+        except WarpError as e:
+            return f"the section does not fit the {e}"
     lo, hi = np.asarray(c.ref_lo), np.asarray(c.ref_hi)
     centre_out = np.any(mm[0] < lo) or np.any(mm[0] > hi)
     corner_out = np.any(mm[1:] < lo - c.outside_tolerance_mm) or np.any(mm[1:] > hi + c.outside_tolerance_mm)
@@ -70,14 +78,17 @@ def _same_aspect(w: int, h: int, aw: int, ah: int) -> bool:
     return abs(ah * scale - h) <= scale + 0.01 * h
 
 
-def inspect_section(entry: Entry, prev: dict | None, checks: Checks, now: datetime | None = None) -> dict:
+def inspect_section(entry: Entry, prev: dict | None, checks: Checks, now: datetime | None = None,
+                    hash_content: bool = True) -> dict:
     """The `sections` row for a manifest entry. `prev` is the registered row, whose hash is reused when
-    the file's size and mtime are unchanged (hashing a 15 GB section is the expensive part)."""
+    the file's size and mtime are unchanged (hashing a 15 GB section is the expensive part).
+    `hash_content=False` (`cytolake landing check`) runs every check but leaves the image unhashed."""
     row = {
         "brain_id": entry.brain_id, "section_id": entry.section_id, "status": "ok", "error": None,
         "image_uri": str(entry.image) if entry.image else entry.raw_image_path,
         "annotation_uri": str(entry.annotation) if entry.annotation else None,
         "spacing_um": entry.spacing_um, "transform": entry.transform,
+        "warp_uri": str(entry.warp) if entry.warp else None, "warp_format": None, "warp_hash": None,
         "width": None, "height": None, "levels": None, "channels": None, "content_hash": None, "file_size": None, "file_mtime_ns": None,
         "ingested_at": now or datetime.now(timezone.utc),
     }
@@ -99,7 +110,15 @@ def inspect_section(entry: Entry, prev: dict | None, checks: Checks, now: dateti
                     f"the image header says {info.spacing_um:g} um/px")
     if (msg := _affine_error(entry.transform, entry.spacing_um, checks)) is not None:
         return fail(f"{entry.image}: {msg}")
-    if (msg := _placement_error(entry.transform, info.width, info.height, checks)) is not None:
+    warp = None
+    if entry.warp is not None:
+        try:
+            row["warp_format"] = infer_format(entry.warp, entry.warp_format)
+            warp = load_warp(entry.warp, row["warp_format"])
+            row["warp_hash"] = warp_hash(entry.warp)
+        except WarpError as e:
+            return fail(f"warp: {e}")
+    if (msg := _placement_error(entry.transform, info.width, info.height, checks, warp)) is not None:
         return fail(f"{entry.image}: {msg}")
     if entry.annotation is not None:
         try:
@@ -113,6 +132,8 @@ def inspect_section(entry: Entry, prev: dict | None, checks: Checks, now: dateti
     row.update(file_size=size, file_mtime_ns=mtime, channels=info.channels)
     if prev and (prev.get("file_size"), prev.get("file_mtime_ns")) == (size, mtime) and prev.get("content_hash"):
         row["content_hash"] = prev["content_hash"]
+    elif not hash_content:
+        row["content_hash"] = None
     else:
         row["content_hash"] = content_hash(entry.image)
     return row

@@ -14,6 +14,8 @@ from cytolake.config import BRAIN_ID_PATTERN
 
 AFFINE_COLUMNS = [f"a{r}{c}" for r in range(4) for c in range(4)]
 REQUIRED = ["brain_id", "section_id", "image_path", "spacing_um", *AFFINE_COLUMNS]
+# Optional, per brain (every row the same, or empty): the brain-space -> MNI transform (see io/warps.py).
+WARP_COLUMNS = ["warp_path", "warp_format"]
 
 
 class ManifestError(ValueError):
@@ -32,22 +34,28 @@ class Entry:
     annotation: Path | None
     error: str | None = None
     raw_image_path: str = ""
+    warp: Path | None = None  # the brain's transform from its own space to MNI; the affine then maps into brain space
+    warp_format: str | None = None
+    line: int | None = None  # line of the manifest the entry starts on (CSV), for messages
 
 
 def write_manifest(path: Path, sections: list[dict]) -> None:
     """Write a manifest CSV (the format `read_manifest` reads), atomically: under a temporary name, then renamed,
     so a reader never sees a half-written manifest. Each section: brain_id, section_id, image_path,
-    spacing_um, transform (16 numbers or a 4x4 array, row-major) and optionally annotation_path."""
+    spacing_um, transform (16 numbers or a 4x4 array, row-major) and optionally annotation_path, warp_path
+    and warp_format (the columns are written when any section has a warp)."""
     tmp = path.with_name(path.name + ".part")
+    warped = any(sec.get("warp_path") for sec in sections)
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow([*REQUIRED, "annotation_path"])
+        w.writerow([*REQUIRED, "annotation_path", *(WARP_COLUMNS if warped else [])])
         for sec in sorted(sections, key=lambda x: int(x["section_id"])):
             affine = [float(v) for v in (sec["transform"].ravel() if hasattr(sec["transform"], "ravel") else sec["transform"])]
             if len(affine) != 16:
                 raise ValueError(f"section {sec['section_id']}: transform needs 16 numbers, got {len(affine)}")
             w.writerow([sec["brain_id"], sec["section_id"], sec["image_path"], sec["spacing_um"],
-                        *(f"{v:.10g}" for v in affine), sec.get("annotation_path") or ""])
+                        *(f"{v:.10g}" for v in affine), sec.get("annotation_path") or "",
+                        *([sec.get("warp_path") or "", sec.get("warp_format") or ""] if warped else [])])
     os.replace(tmp, path)
 
 
@@ -68,6 +76,9 @@ def confined(landing: Path, brain_dir: Path, rel: str) -> Path:
     if not full.is_relative_to(root):
         raise ValueError(f"path {rel!r} escapes the landing folder {root}")
     return full
+
+
+_LINE = "\0line"  # where _rows records a CSV row's line number
 
 
 def _json_rows(path: Path) -> list[dict]:
@@ -102,11 +113,38 @@ def _csv_rows(path: Path) -> list[dict]:
             hint = "".join(f"; header {near[c]!r} is not {c!r}" for c in near)
             raise ManifestError(f"{path}: missing columns {missing}{hint} (headers: {found})")
         rows = []
-        for r in reader:
-            if None in r or any(v is None for v in r.values()):
-                raise ManifestError(f"{path}: line {reader.line_num}: wrong number of fields")
-            rows.append(r)
+        start = reader.line_num + 1
+        try:
+            for r in reader:
+                if None in r or any(v is None for v in r.values()):
+                    raise ManifestError(f"{path}: line {reader.line_num}: wrong number of fields")
+                rows.append({**r, _LINE: start})
+                start = reader.line_num + 1
+        except csv.Error as e:  # e.g. a quote never closed: the row that starts at `start`
+            raise ManifestError(f"{path}: line {start}: malformed manifest (csv.Error: {e})") from None
         return rows
+
+
+def _named_warp(r: dict) -> tuple[str, str]:
+    return str(r.get("warp_path") or ""), str(r.get("warp_format") or "")
+
+
+def _warp(rows: list[dict], path: Path, landing: Path) -> tuple[Path | None, str | None, str | None]:
+    """The brain's warp (path, format, error). Every row must name the same warp, or none; a path
+    escaping the landing folder is an error of every section, like an image's."""
+    first = _named_warp(rows[0]) if rows else ("", "")
+    for n, r in enumerate(rows, start=1):
+        if _named_warp(r) != first:
+            where = f"line {r[_LINE]}" if _LINE in r else f"row {n}"
+            raise ManifestError(f"{path}: {where}: warp_path/warp_format {_named_warp(r)} differ from the first "
+                                f"row's {first} (one warp per brain)")
+    raw, fmt = first
+    if not raw:
+        return None, None, None
+    try:
+        return confined(landing, path.parent, raw), fmt or None, None
+    except ValueError as e:
+        return None, fmt or None, f"warp_path: {e}"
 
 
 def _rows(path: Path) -> list[dict]:
@@ -137,8 +175,11 @@ def read_manifest(path: Path, landing: Path) -> list[Entry]:
     expected = brain_dir.name
     entries: list[Entry] = []
     seen: set[int] = set()
-    for n, r in enumerate(_rows(path), start=2):
-        where = f"{path}: row {n - 1}"
+    rows = _rows(path)
+    warp, warp_format, warp_error = _warp(rows, path, landing)
+    for n, r in enumerate(rows, start=2):
+        line = r.pop(_LINE, None)
+        where = f"{path}: row {n - 1}" + (f" (line {line})" if line else "")
         try:
             section_id = _section_id(r["section_id"])
         except (KeyError, TypeError, ValueError):
@@ -157,6 +198,11 @@ def read_manifest(path: Path, landing: Path) -> list[Entry]:
             annotation = confined(landing, brain_dir, ann_raw) if ann_raw else None
             if r.get("_transform_error"):
                 raise ValueError(r["_transform_error"])
+            if warp_error:
+                raise ValueError(warp_error)
+            blank = [c for c in AFFINE_COLUMNS if str(r.get(c, "")).strip() == ""]
+            if blank:
+                raise ValueError(f"affine not filled in (empty: {', '.join(blank[:4])}{' ...' if len(blank) > 4 else ''})")
             spacing = float(r["spacing_um"])
             if not math.isfinite(spacing) or spacing <= 0:
                 raise ValueError(f"spacing_um {r['spacing_um']!r} must be a positive number")
@@ -165,9 +211,10 @@ def read_manifest(path: Path, landing: Path) -> list[Entry]:
             transform = [float(r[c]) for c in AFFINE_COLUMNS]
             if not all(math.isfinite(v) for v in transform):
                 raise ValueError("affine has non-finite values")
-            entries.append(Entry(brain_id, section_id, image, spacing, transform, annotation, None, raw))
+            entries.append(Entry(brain_id, section_id, image, spacing, transform, annotation, None, raw,
+                                 warp, warp_format, line))
         except (KeyError, TypeError, ValueError) as e:
-            entries.append(Entry(brain_id, section_id, None, None, None, None, f"{where}: {e}", raw))
+            entries.append(Entry(brain_id, section_id, None, None, None, None, f"{where}: {e}", raw, line=line))
     if not entries:
         raise ManifestError(f"{path}: no sections listed")
     return entries

@@ -24,16 +24,26 @@ _FILE_FIELDS = [("path", pa.string()), ("size", pa.int64()), ("num_records", pa.
                 ("partition_values", pa.string()), ("stats", pa.string())]
 
 
+def submitted() -> bool:
+    """True when this process was started by spark-submit (its JVM is already up and passed the gateway)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def spark_session(settings: SparkSettings):
-    """A SparkSession for the configured master; executors run this interpreter (the project's venv)."""
+    """A SparkSession for the configured master; executors run this interpreter (the project's venv).
+
+    Under spark-submit the master and the driver's memory are spark-submit's (`--master`, `--driver-memory`):
+    `spark.master` and `spark.driver_memory` apply only to a job started with plain `python`.
+    """
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    b = SparkSession.builder
+    if not submitted():
+        b = b.master(settings.master).config("spark.driver.memory", settings.driver_memory)
     b = (
-        SparkSession.builder.master(settings.master)
-        .appName(settings.app_name)
-        .config("spark.driver.memory", settings.driver_memory)
+        b.appName(settings.app_name)
         .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
         .config("spark.ui.enabled", str(settings.ui).lower())
         .config("spark.sql.session.timeZone", "UTC")

@@ -277,7 +277,8 @@ class Lake:
             return None
         dt = self.ensure(name)
         pred = " AND ".join(f"t.{k} = s.{k}" for k in ts.key)
-        m = (dt.merge(source.select(ts.names).cast(ts.arrow()), predicate=pred, source_alias="s", target_alias="t")
+        m = (dt.merge(source.select(ts.names).cast(ts.arrow()), predicate=pred, source_alias="s", target_alias="t",
+                      merge_schema=True)  # columns added to the schema since the table was created are added
              .when_matched_update_all()
              .when_not_matched_insert_all())
         if delete:

@@ -46,6 +46,12 @@ def tiling_hash(t: TilingSettings) -> str:
     return xxhash.xxh3_64_hexdigest(key.encode())
 
 
+def placement_hash(th: str, warp_hash: str | None) -> str:
+    """A section's tiling hash: the settings' fingerprint, and the brain's warp when it has one (patches
+    cut under another warp have other ref_xyz and pmap vectors, so a new warp re-tiles)."""
+    return th if not warp_hash else xxhash.xxh3_64_hexdigest(f"{th}/{warp_hash}".encode())
+
+
 def grid_centres(mask: np.ndarray, mask_scale: float, stride_px: float, width: int, height: int) -> np.ndarray:
     """Level-0 (x, y) of the grid points (step `stride_px`, offset half a step) that fall inside the mask.
 

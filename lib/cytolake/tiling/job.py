@@ -21,7 +21,7 @@ from cytolake.config import Settings
 from cytolake.lake import Lake
 from cytolake.lake.spark import read_dataframe, write_dataframe
 from cytolake.schemas import schema
-from cytolake.tiling.geometry import assign_splits, tiling_hash
+from cytolake.tiling.geometry import assign_splits, placement_hash, tiling_hash
 from cytolake.tiling.patches import read_patches
 from cytolake.tiling.sections import section_centres
 
@@ -57,13 +57,13 @@ def run_tile(settings: Settings, spark, brains: list[str] | None = None, log=pri
 
     secs = [s for s in lake.read("sections").to_pylist() if s["status"] == "ok" and (not brains or s["brain_id"] in brains)]
     splits = assign_splits([(s["brain_id"], s["section_id"], bool(s["annotation_uri"])) for s in secs], t)
-    # A section is current when its patches were cut from this image, with this geometry, into its split.
+    # A section is current when its patches were cut from this image, with this geometry and warp, into its split.
     cols = ["brain_id", "section_id", "content_hash", "tiling_hash", "split"]
     tiled = lake.read("patches", cols).group_by(cols).aggregate([])  # one row per tiled section, computed in Arrow
     current = {(r["brain_id"], r["section_id"]): (r["content_hash"], r["tiling_hash"], r["split"])
                for r in tiled.to_pylist() if not brains or r["brain_id"] in brains}
-    wanted = {(s["brain_id"], s["section_id"]): (s["content_hash"], th, splits[(s["brain_id"], s["section_id"])])
-              for s in secs}
+    wanted = {(s["brain_id"], s["section_id"]): (s["content_hash"], placement_hash(th, s.get("warp_hash")),
+                                                 splits[(s["brain_id"], s["section_id"])]) for s in secs}
     ok_keys = set(wanted)
     todo = [s for s in secs if current.get((s["brain_id"], s["section_id"])) != wanted[(s["brain_id"], s["section_id"])]]
     stale_brains = {b for (b, sid) in current if (b, sid) not in ok_keys}
@@ -75,7 +75,8 @@ def run_tile(settings: Settings, spark, brains: list[str] | None = None, log=pri
     sc = spark.sparkContext
     stage_a = sc.parallelize(todo, numSlices=max(1, min(len(todo), sc.defaultParallelism * 4))).map(
         lambda s: (s["brain_id"], s["section_id"],
-                   *section_centres(s, t, splits[(s["brain_id"], s["section_id"])], inv, area_index_of, th)))
+                   *section_centres(s, t, splits[(s["brain_id"], s["section_id"])], inv, area_index_of,
+                                    placement_hash(th, s.get("warp_hash")))))
     stage_a = stage_a.persist(StorageLevel.MEMORY_AND_DISK)
     for b, sid, rows, err in stage_a.map(lambda r: (r[0], r[1], len(r[2]), r[3])).collect():
         if err:

@@ -8,6 +8,7 @@ import tifffile
 
 from cytolake.config import TilingSettings
 from cytolake.io.images import ImageError, read_info
+from cytolake.io.warps import warp_points
 from cytolake.tiling.geometry import grid_centres, patch_geometry, patch_id, trilinear_corners
 from cytolake.tiling.mask import section_cortex_mask
 
@@ -47,7 +48,9 @@ def section_centres(sec: dict, t: TilingSettings, split: str, inv_affine: np.nda
         if not len(xy):
             return [], None
         a = np.asarray(sec["transform"], float).reshape(4, 4)
-        xyz = (np.c_[xy, np.zeros(len(xy)), np.ones(len(xy))] @ a.T)[:, :3]
+        # affine into the brain's space, then the brain's warp (if any) to MNI: every centre at once
+        xyz = warp_points(sec.get("warp_uri"), sec.get("warp_format"),
+                          (np.c_[xy, np.zeros(len(xy)), np.ones(len(xy))] @ a.T)[:, :3])
         idx, w = trilinear_corners(xyz, inv_affine)
         labels = labels_at(sec["annotation_uri"], xy[:, 0], xy[:, 1], info.width, area_index_of)
     except (ImageError, OSError, ValueError) as e:

@@ -1,0 +1,112 @@
+"""Maps out: NIfTI label volumes, GIfTI surfaces and labels, label tables and HTML, written by evaluate and by
+`cytolake export`, read back by nibabel and nilearn and checked against the lake's `predictions`."""
+
+import nibabel as nib
+import numpy as np
+import pyarrow.compute as pc
+import pytest
+from scipy.spatial import cKDTree
+
+from cytolake.cli import main
+from cytolake.gnn.data import load_graphs
+from cytolake.lake import Lake
+
+from conftest import write_config
+from test_gnn import MODELS, evaluated  # noqa: F401  (the tiny lake with predictions, built once per module)
+
+pytestmark = pytest.mark.slow
+
+
+def _lut(path) -> dict[int, str]:
+    return {int(p[0]): p[1] for p in (line.split() for line in path.read_text().splitlines()) if p and p[0] != "#No."}
+
+
+def _check_brain(out, lake, brain, run_id, area_names, tolerance_mm):
+    from nilearn import surface
+
+    pred = lake.read("predictions", ["node_id", "predicted"],
+                     filters=(pc.field("run_id") == run_id) & (pc.field("brain_id") == brain)).sort_by("node_id")
+    predicted = pred["predicted"].to_numpy()
+    nodes = lake.read("graph_nodes", ["node_id", "vertex_xyz", "label", "pmap"],
+                      filters=(pc.field("model_version") == MODELS[0]) & (pc.field("brain_id") == brain)).sort_by("node_id")
+    vertex_xyz = np.asarray(nodes["vertex_xyz"].to_pylist())
+    assert len(predicted) == nodes.num_rows > 20
+
+    surf = nib.load(out / f"{brain}.surf.gii")
+    coords, faces = surf.agg_data("pointset"), surf.agg_data("triangle")
+    mesh = surface.load_surf_mesh(str(out / f"{brain}.surf.gii"))  # nilearn reads it too
+    assert np.allclose(mesh.coordinates, coords) and len(faces) > len(coords)
+    # the node vertices are mesh vertices
+    tree = cKDTree(coords)
+    dist, node_vertex = tree.query(vertex_xyz)
+    assert dist.max() < 1e-3
+
+    lab = nib.load(out / f"{brain}_predicted.label.gii")
+    per_vertex = lab.agg_data()
+    assert np.array_equal(surface.load_surf_data(str(out / f"{brain}_predicted.label.gii")), per_vertex)
+    assert np.array_equal(per_vertex[node_vertex], predicted + 1)  # the predictions, node by node
+    others = np.setdiff1d(np.arange(len(coords)), node_vertex)
+    assert np.all(per_vertex[others] == 0)
+    table = lab.labeltable.get_labels_as_dict()
+    assert table[0] == "Unknown" and all(table[v + 1] == area_names[v] for v in np.unique(predicted))
+    truth = nib.load(out / f"{brain}_truth.label.gii").agg_data()[node_vertex]
+    label = np.asarray([-1 if v is None else v for v in nodes["label"].to_pylist()])
+    assert np.array_equal(truth, np.where(label >= 0, label + 1, 0))
+    argmax = nib.load(out / f"{brain}_pmap_argmax.label.gii").agg_data()[node_vertex]
+    assert np.array_equal(argmax, np.asarray(nodes["pmap"].to_pylist()).argmax(1) + 1)
+    assert nib.load(out / f"{brain}_clusters.label.gii").agg_data()[node_vertex].min() >= 1
+
+    vol = nib.load(out / f"{brain}_predicted.nii.gz")
+    assert vol.header.get_intent()[0] == "label" and int(vol.header["sform_code"]) == 4
+    data = np.asarray(vol.dataobj)
+    ijk = np.argwhere(data > 0)
+    assert len(ijk) > len(predicted)
+    xyz = nib.affines.apply_affine(vol.affine, ijk)
+    d, nearest = cKDTree(vertex_xyz).query(xyz)
+    assert d.max() <= tolerance_mm + 1e-6
+    assert np.array_equal(data[tuple(ijk.T)], predicted[nearest] + 1)  # every labelled voxel: its nearest node
+    # and the voxel under each node's vertex carries that node's (or an equally near node's) prediction
+    own = np.rint(nib.affines.apply_affine(np.linalg.inv(vol.affine), vertex_xyz)).astype(int)
+    inside = np.all((own >= 0) & (own < data.shape), axis=1)  # the mesh may reach past the atlas grid
+    assert inside.mean() > 0.8 and np.mean(data[tuple(own[inside].T)] == predicted[inside] + 1) > 0.8
+    assert set(np.unique(np.asarray(nib.load(out / f"{brain}_clusters.nii.gz").dataobj))) - {0}
+
+    html = (out / f"{brain}_surface.html").read_text()
+    assert "plotly" in html.lower() and len(html) > 100_000
+
+
+def test_evaluate_writes_the_maps_and_links_them_from_the_report(evaluated):
+    cfg, path, results = evaluated
+    lake = Lake(cfg.paths.lake)
+    out = path.parent / "maps"
+    areas = lake.read("areas").sort_by("area_index").to_pylist()
+    names = [a["name"] if a["hemisphere"] == "B" else f"{a['name']}_{a['hemisphere']}" for a in areas]
+    lut = _lut(out / "areas_FreeSurferColorLUT.txt")
+    assert lut[0] == "Unknown" and [lut[i + 1] for i in range(len(names))] == [n.replace(" ", "_") for n in names]
+    fsl = [line.split(maxsplit=4) for line in (out / "areas.lut").read_text().splitlines()]
+    assert [int(r[0]) for r in fsl] == list(range(1, len(names) + 1)) and all(0 <= float(c) <= 1 for r in fsl for c in r[1:4])
+    run_id = results[0].runs["gnn+"]
+    for brain in sorted(set(load_graphs(lake, MODELS[0]).brain.tolist())):
+        _check_brain(out, lake, brain, run_id, names, cfg.export.max_distance_mm)
+    text = path.read_text()
+    for link in ("maps/B01.surf.gii", "maps/B01_predicted.label.gii", "maps/B01_predicted.nii.gz",
+                 "maps/B01_surface.html", "maps/areas_FreeSurferColorLUT.txt", "maps/areas.lut"):
+        assert f"]({link})" in text, link
+
+
+def test_cytolake_export_writes_the_same_maps_to_a_named_folder(evaluated, tmp_path):
+    cfg, path, _ = evaluated
+    out = tmp_path / "exported"
+    conf = str(write_config(cfg, tmp_path / "cfg.yaml"))
+    assert main(["--config", conf, "export", "--model", MODELS[0], "--out", str(out), "--no-html"]) == 0
+    for f in sorted((path.parent / "maps").iterdir()):
+        if f.suffix == ".html":
+            assert not (out / f.name).exists()
+            continue
+        a, b = f.name, out / f.name
+        if a.endswith(".nii.gz"):
+            assert np.array_equal(np.asarray(nib.load(f).dataobj), np.asarray(nib.load(b).dataobj)), a
+        elif a.endswith(".gii"):
+            assert all(np.array_equal(x, y) for x, y in zip(nib.load(f).agg_data(), nib.load(b).agg_data())), a
+        else:
+            assert f.read_text() == b.read_text(), a
