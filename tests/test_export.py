@@ -85,7 +85,7 @@ def test_evaluate_writes_the_maps_and_links_them_from_the_report(evaluated):
     assert lut[0] == "Unknown" and [lut[i + 1] for i in range(len(names))] == [n.replace(" ", "_") for n in names]
     fsl = [line.split(maxsplit=4) for line in (out / "areas.lut").read_text().splitlines()]
     assert [int(r[0]) for r in fsl] == list(range(1, len(names) + 1)) and all(0 <= float(c) <= 1 for r in fsl for c in r[1:4])
-    run_id = results[0].runs["gnn+"]
+    run_id = results[0].runs["gnn+"][cfg.evaluate.gnn_seeds.index(cfg.gnn.seed)]  # export maps the gnn.seed run
     for brain in sorted(set(load_graphs(lake, MODELS[0]).brain.tolist())):
         _check_brain(out, lake, brain, run_id, names, cfg.export.max_distance_mm)
     text = path.read_text()

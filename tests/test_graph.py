@@ -90,7 +90,7 @@ def test_nodes_lie_in_the_cortex_mask_near_their_vertex_with_a_near_patch(graphs
             p = patches[pid]
             assert p["section_id"] == sid and p["split"] == split
             assert np.hypot(p["x"] - x, p["y"] - y) * s["spacing_um"] / 1000 <= g.max_patch_distance_mm + 1e-9
-    assert all(len(v) == 2048 for v in nodes.features[:50]) and all(len(v) == 103 for v in nodes.pmap[:50])
+    assert all(len(v) == 512 for v in nodes.features[:50])  # conf/test.yaml: ResNet-18 and all(len(v) == 103 for v in nodes.pmap[:50])
     can = np.stack(nodes.canonical_xyz)
     assert (np.abs(can) <= 1).all()
     assert nodes.label.notna().sum() > 100

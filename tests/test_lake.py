@@ -19,7 +19,7 @@ def features_df(spark, n=120, parts=7, brains=("B01", "B02", "B03")):
         F.format_string("p%05d", "id").alias("patch_id"),
         F.lit("m1").alias("model_version"),
         F.element_at(F.array(*[F.lit(b) for b in brains]), (F.col("id") % len(brains) + 1).cast("int")).alias("brain_id"),
-        F.lit("c").alias("content_hash"), F.lit("t").alias("tiling_hash"),
+        F.lit("c").alias("content_hash"), F.lit("t").alias("tiling_hash"), F.lit("e").alias("encoder_hash"),
         F.array(F.col("id").cast("float"), F.lit(0.5)).alias("embedding"),
     )
 
