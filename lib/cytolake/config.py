@@ -182,7 +182,7 @@ class GnnSettings(Strict):
     lr: Annotated[float, Field(gt=0)] = 5e-3
     weight_decay: Annotated[float, Field(ge=0)] = 5e-4
     epochs: Annotated[int, Field(ge=1)] = 100
-    patience: Annotated[int, Field(ge=1)] = 20  # epochs without a lower validation cross-entropy
+    patience: Annotated[int, Field(ge=1)] = 20  # epochs without a better validation macro-F1
     validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2  # of the train split's annotated sections
     full_graph_max_nodes: Annotated[int, Field(ge=1)] = 500_000  # above: neighbour-sampled mini-batches
     batch_nodes: Annotated[int, Field(ge=1)] = 4096  # seed nodes per mini-batch when sampling

@@ -22,7 +22,7 @@ from cytolake.gnn.train import Inputs, fit, node_inputs, node_prior, predict, sp
 from cytolake.lake import Lake
 from cytolake.schemas import schema
 
-METHOD_VERSION = 4  # part of every run id: bump when training changes, so older predictions are not reused (4: selection on validation loss)
+METHOD_VERSION = 5  # part of every run id: bump when training changes, so older predictions are not reused (5: selection on validation macro-F1 again, after 4's validation loss)
 
 
 @dataclass

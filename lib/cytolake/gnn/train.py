@@ -93,15 +93,15 @@ def sampled_epoch(model: GAT, opt: torch.optim.Optimizer, csr: Csr, x: torch.Ten
 
 def fit(x: np.ndarray, src: np.ndarray, dst: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray,
         n_classes: int, s: GnnSettings, log=print, prior: np.ndarray | None = None) -> Fitted:
-    """Train with cross-entropy on `train` nodes; keep the weights of the epoch with the lowest validation
-    cross-entropy, epoch 0 (the untrained network) included; stop after `patience` epochs without improvement.
+    """Train with cross-entropy on `train` nodes; keep the weights of the epoch with the best validation
+    macro-F1, epoch 0 (the untrained network) included; stop after `patience` epochs without improvement.
     With a `prior` the network starts exactly at it (see `GAT`), so epoch 0 is the prior's argmax and
     training keeps a correction only when it beats the prior on the validation sections.
 
-    Selection is on the validation loss, not on macro-F1: the validation split is one or two annotated
-    sections (a few hundred nodes over ~50 areas), where macro-F1 moves by several hundredths between epochs
-    by chance (a rare area's one node flips), and an epoch picked on such a chance win lost 0.1-0.15 on test
-    sections in the demo (RESULTS.md). The loss averages over every validation node."""
+    Selection is on validation macro-F1, the metric reported, not on the validation loss (kept in the
+    history): on the demo world the loss fell steadily (0.94 -> 0.40 over 40 epochs of GNN+) while validation
+    macro-F1 stayed at or below epoch 0's, so a loss criterion moves away from the prior where the validation
+    sections say the prior's argmax is better (RESULTS.md, Science)."""
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -121,7 +121,7 @@ def fit(x: np.ndarray, src: np.ndarray, dst: np.ndarray, y: np.ndarray, train: n
                 "val_f1": macro_f1(y[val], pred[val]), "val_loss": val_loss, "seconds": seconds}
 
     history = [scored(0, float("nan"), 0.0)]
-    best, best_state, best_epoch = history[0]["val_loss"], copy.deepcopy(model.state_dict()), 0
+    best, best_state, best_epoch = history[0]["val_f1"], copy.deepcopy(model.state_dict()), 0
     for epoch in range(1, s.epochs + 1):
         t0 = time.perf_counter()
         model.train()
@@ -136,11 +136,11 @@ def fit(x: np.ndarray, src: np.ndarray, dst: np.ndarray, y: np.ndarray, train: n
             loss_value = float(loss.detach())
         row = scored(epoch, loss_value, time.perf_counter() - t0)
         history.append(row)
-        if row["val_loss"] < best:
-            best, best_state, best_epoch = row["val_loss"], copy.deepcopy(model.state_dict()), epoch
+        if row["val_f1"] > best:
+            best, best_state, best_epoch = row["val_f1"], copy.deepcopy(model.state_dict()), epoch
         if epoch % 20 == 0 or epoch == 1:
-            log(f"  epoch {epoch}: loss {loss_value:.3f} train F1 {row['train_f1']:.3f} val loss {row['val_loss']:.3f} "
-                f"val F1 {row['val_f1']:.3f} ({row['seconds']:.2f} s)")
+            log(f"  epoch {epoch}: loss {loss_value:.3f} train F1 {row['train_f1']:.3f} val F1 {row['val_f1']:.3f} "
+                f"({row['seconds']:.2f} s)")
         if epoch - best_epoch >= s.patience:
             break
     model.load_state_dict(best_state)
