@@ -25,7 +25,7 @@ def cached_encoder(model_dir: str, device: str):
     patches/s of the default layout on this machine's CPU (benchmarks/RESULTS.md), and the layout GPUs want."""
     import torch
 
-    from cytolake.train.trainer import load_encoder
+    from cytolake.train.model import load_encoder
 
     weights = Path(model_dir) / "encoder.pt"
     key = (model_dir, device, weights.stat().st_mtime_ns)

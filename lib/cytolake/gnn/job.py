@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import xxhash
 
 from cytolake.config import Settings
-from cytolake.eval.metrics import macro_f1
+from cytolake.metrics import macro_f1
 from cytolake.gnn.data import GraphSet, load_graphs
 from cytolake.gnn.train import Inputs, fit, node_inputs, node_prior, predict, split_masks
 from cytolake.lake import Lake

@@ -15,7 +15,7 @@ from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
 from cytolake.config import GnnSettings
-from cytolake.eval.metrics import macro_f1
+from cytolake.metrics import macro_f1
 from cytolake.gnn.data import GraphSet
 from cytolake.gnn.model import GAT
 from cytolake.gnn.sampling import Csr, sample
