@@ -17,10 +17,11 @@ import pyarrow.compute as pc
 import xxhash
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, DoubleType, LongType, StructField, StructType
+from pyspark.sql.types import StructType
 
-from cytolake.atlas.join import with_pmap
+from cytolake.atlas.join import corner_fields, with_pmap
 from cytolake.atlas.pmaps import Atlas
+from cytolake.atlas.registered import registered_areas
 from cytolake.config import Settings
 from cytolake.graph.build import brain_graph
 from cytolake.io.images import ImageError
@@ -30,8 +31,6 @@ from cytolake.schemas import schema
 
 _PATCH_COLS = ["brain_id", "patch_id", "section_id", "x", "y", "split", "content_hash", "tiling_hash"]
 _KEYS = ["patch_id", "content_hash", "tiling_hash"]
-_CORNERS = [("ci", ArrayType(LongType())), ("cj", ArrayType(LongType())), ("ck", ArrayType(LongType())),
-            ("cw", ArrayType(DoubleType()))]
 
 
 @dataclass
@@ -45,7 +44,7 @@ class GraphSummary:
 def _node_schema() -> StructType:
     drop = {"model_version", "graph_hash", "pmap", "features"}
     return StructType([f for f in schema("graph_nodes").spark().fields if f.name not in drop]
-                      + [StructField(n, t) for n, t in _CORNERS])
+                      + corner_fields())
 
 
 def _files(lake: Lake, table: str, prefix: str) -> list[str]:
@@ -80,9 +79,7 @@ def run_build_graph(settings: Settings, spark, model_version: str, brains: list[
     lake = Lake(settings.paths.lake)
     summary = GraphSummary()
     atlas = Atlas(settings.atlas)
-    areas = lake.read("areas").to_pylist()
-    if not areas or {a["atlas_hash"] for a in areas} != {atlas.hash}:
-        raise RuntimeError(f"the lake's areas do not match the configured atlas {atlas.maps_path}: run ingest first")
+    areas = registered_areas(lake, atlas)
     area_index_of = {a["area_id"]: a["area_index"] for a in areas}
 
     patches = lake.read("patches", _PATCH_COLS)
