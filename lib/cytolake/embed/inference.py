@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from cytolake.io.files import content_hash
+
 _MODELS: dict[tuple[str, str, int], object] = {}
 
 
@@ -52,13 +54,7 @@ def embed_images(model, images: list[bytes], height: int, width: int, device: st
 
 def encoder_hash(model_dir: str | Path) -> str:
     """Fingerprint of an encoder's weights: what makes an embedding current besides its patch."""
-    import xxhash
-
-    h = xxhash.xxh3_128()
-    with open(Path(model_dir) / "encoder.pt", "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return content_hash(Path(model_dir) / "encoder.pt")
 
 
 def embed_task(model_dir: str, model_version: str, encoder_fingerprint: str, batch_size: int, threads: int,

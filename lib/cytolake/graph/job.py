@@ -8,13 +8,11 @@ a matching pair (`load_graph` refuses a mismatch). A brain whose inputs and sett
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import xxhash
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
@@ -26,6 +24,7 @@ from cytolake.config import Settings
 from cytolake.graph.build import brain_graph
 from cytolake.io.images import ImageError
 from cytolake.lake import Lake
+from cytolake.lake.fingerprint import fingerprint
 from cytolake.lake.spark import read_dataframe, write_dataframe
 from cytolake.schemas import schema
 
@@ -47,13 +46,6 @@ def _node_schema() -> StructType:
                       + corner_fields())
 
 
-def _files(lake: Lake, table: str, prefix: str) -> list[str]:
-    if not lake.exists(table):
-        return []
-    paths = pa.table(lake.table(table).get_add_actions(flatten=True))["path"].to_pylist()
-    return sorted(p for p in paths if p.startswith(prefix))
-
-
 def graph_hash(settings: Settings, model: str, brain: str, sections: list[dict], patch_files: list[str],
                feature_files: list[str]) -> str:
     """Fingerprint of everything a brain's graph is built from; Delta data files are immutable, so their
@@ -63,7 +55,7 @@ def graph_hash(settings: Settings, model: str, brain: str, sections: list[dict],
            "model": model, "brain": brain, "patches": patch_files, "features": feature_files,
            "sections": sorted([s["section_id"], s["content_hash"], s["transform"]]
                               + ([s["warp_hash"]] if s.get("warp_hash") else []) for s in sections)}
-    return xxhash.xxh3_128_hexdigest(json.dumps(key, sort_keys=True).encode())
+    return fingerprint(key)
 
 
 def _task(args: tuple, g, t, area_index_of, inv, lo, hi) -> dict:
@@ -100,8 +92,8 @@ def run_build_graph(settings: Settings, spark, model_version: str, brains: list[
             summary.failed[b] = (f"{missing} of {bp.num_rows} patches have no current features for model "
                                  f"{model_version}: run jobs/embed.py --model {model_version}")
             continue
-        h = graph_hash(settings, model_version, b, bsecs, _files(lake, "patches", f"brain_id={b}/"),
-                       _files(lake, "features", f"model_version={model_version}/brain_id={b}/"))
+        h = graph_hash(settings, model_version, b, bsecs, lake.file_paths("patches", f"brain_id={b}/"),
+                       lake.file_paths("features", f"model_version={model_version}/brain_id={b}/"))
         if (b, h) in current:
             summary.skipped.append(b)
             continue
