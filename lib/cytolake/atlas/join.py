@@ -8,7 +8,6 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DoubleType, LongType, StructField
 
 from cytolake.atlas.corners import CORNER_COLUMNS
-
 from cytolake.lake import Lake
 from cytolake.lake.spark import read_dataframe
 

@@ -14,11 +14,11 @@ import numpy as np  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 
-from cytolake.export.clusters import reduced  # noqa: E402
 from cytolake.eval.compare import METHODS, ModelResult  # noqa: E402
-from cytolake.metrics import per_area_f1  # noqa: E402
+from cytolake.export.clusters import reduced  # noqa: E402
 from cytolake.io.images import LevelReader, read_info  # noqa: E402
 from cytolake.io.pyramid import finest_level_within  # noqa: E402
+from cytolake.metrics import per_area_f1  # noqa: E402
 
 
 POSTER_ORDER = ("sup", "cont-sup", "cont-pmap", "random-init")

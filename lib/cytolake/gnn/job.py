@@ -15,11 +15,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cytolake.config import Settings
-from cytolake.metrics import macro_f1
 from cytolake.gnn.data import GraphSet, load_graphs
 from cytolake.gnn.train import Inputs, fit, node_inputs, node_prior, predict, split_masks
 from cytolake.lake import Lake
 from cytolake.lake.fingerprint import short_fingerprint
+from cytolake.metrics import macro_f1
 from cytolake.schemas import schema
 
 METHOD_VERSION = 4  # part of every run id: bump when training changes, so older predictions are not reused (4: selection on validation loss)
