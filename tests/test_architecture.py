@@ -15,8 +15,8 @@ LIB = Path(__file__).resolve().parents[1] / "lib"
 # Lowest first. A package (or top-level module) may import those of lower layers only.
 LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(level) for level in (
     {"", "config", "schemas", "metrics"},  # foundation: settings, the one schema source, scores ("" is cytolake/__init__)
-    {"io"},  # files, images (pyramids, label images), manifests, warps
-    {"lake"},  # Delta tables, snapshots, fingerprints of their files, Spark session, SQL
+    {"io"},  # input files (content hashes), images, pyramid levels, label images, manifests, warps
+    {"lake"},  # Delta tables and their snapshots' file lists, fingerprints of derived state, Spark, SQL
     {"atlas"},  # the pmaps, the area order, trilinear corners, the lake-vs-atlas check, the pmap join
     {"synth", "ingest", "tiling"},  # the stages that make patches
     {"train"},  # the encoder: architecture, loading, training
