@@ -24,8 +24,7 @@ from torchvision.models import resnet50
 
 from cytolake.config import Settings
 from cytolake.embed.inference import cached_encoder, embed_images
-from cytolake.train.model import to_input
-from cytolake.train.trainer import build_encoder, ensure_random_encoder
+from cytolake.train.model import build_encoder, ensure_random_encoder, to_input
 from timing import call_seconds
 
 

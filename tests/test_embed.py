@@ -5,7 +5,7 @@ import torch
 
 from cytolake.embed.job import run_embed
 from cytolake.lake import Lake
-from cytolake.train.trainer import ensure_random_encoder
+from cytolake.train.model import ensure_random_encoder
 
 quiet = dict(log=lambda *a: None)
 

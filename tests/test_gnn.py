@@ -10,7 +10,6 @@ import yaml
 
 from cytolake.embed.job import run_embed
 from cytolake.eval.job import run_evaluate
-from cytolake.eval.metrics import macro_f1
 from cytolake.gnn.data import load_graphs
 from cytolake.gnn.job import run_train_gnn
 from cytolake.gnn.sampling import Csr, sample
@@ -19,9 +18,11 @@ from cytolake.graph.job import run_build_graph
 from cytolake.ingest.job import run_ingest
 from cytolake.lake import Lake
 from cytolake.lake.sql import query
+from cytolake.metrics import macro_f1
 from cytolake.tiling.job import run_tile
 from cytolake.train.dist import Single
-from cytolake.train.trainer import RANDOM_INIT, run_train_contrastive
+from cytolake.train.model import RANDOM_INIT
+from cytolake.train.trainer import run_train_contrastive
 
 from conftest import ROOT, settings_at
 

@@ -16,7 +16,7 @@ from cytolake.lake import Lake
 from cytolake.tiling.job import run_tile
 from cytolake.tiling.mask import section_cortex_mask
 from cytolake.train.model import to_input
-from cytolake.train.trainer import RANDOM_INIT, load_encoder
+from cytolake.train.model import RANDOM_INIT, load_encoder
 
 from conftest import settings_at
 

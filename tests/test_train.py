@@ -8,7 +8,8 @@ import torch
 
 from cytolake.eval.probe import probe_table, run_probe
 from cytolake.train.dist import Single
-from cytolake.train.trainer import ensure_random_encoder, load_encoder, run_train_contrastive
+from cytolake.train.model import ensure_random_encoder, load_encoder
+from cytolake.train.trainer import run_train_contrastive
 
 from conftest import losses, with_train
 

@@ -24,12 +24,13 @@ from cytolake.lake.check import LakeDamaged, check_lake
 from cytolake.lake.maintain import maintain
 from cytolake.lake.sql import QueryStopped, ReadOnlyError, query
 from cytolake.report import print_arrow, print_check, print_maintenance, print_result, print_tables
-from cytolake.runner import EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, lake_writer, settings
+from cytolake.runner import (EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, add_config_argument, add_wait_argument, lake_writer,
+                             settings)
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cytolake", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="conf/local.yaml", help="YAML config (default: conf/local.yaml)")
+    add_config_argument(p)
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("tables", help="list the lake's tables with version, rows, files and size")
     sub.add_parser("check", help="verify every table's snapshot against its log (files present, sizes and row "
@@ -43,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--max-rows", type=int, help="rows to show (default: sql.max_rows for a table, all for csv/json)")
     m = sub.add_parser("maintain", help="compact small files and vacuum files older than the retention (takes the lake lock)")
     m.add_argument("--retention-days", type=float, help="time travel kept for this many days (default: maintain.retention_days)")
-    m.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for another run's lake lock")
+    add_wait_argument(m)
     ld = sub.add_parser("landing", help="check a landing folder before ingest, or write a manifest template")
     lsub = ld.add_subparsers(dest="landing_command", required=True)
     lc = lsub.add_parser("check", help="validate manifests, files, formats, spacings, placement and warps; "

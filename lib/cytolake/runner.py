@@ -13,12 +13,22 @@ from cytolake.lake.lock import LakeBusy, lake_lock
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_BUSY = 0, 1, 2, 3, 4
 
 
+def add_config_argument(p: argparse.ArgumentParser) -> None:
+    """--config, the YAML config of every job and of the `cytolake` command."""
+    p.add_argument("--config", default="conf/local.yaml", help="YAML config (default: conf/local.yaml)")
+
+
+def add_wait_argument(p: argparse.ArgumentParser) -> None:
+    """--wait, for a command that takes the lake's writer lock."""
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="when another run holds the lake lock, wait this long for it (default 0: exit 4 at once)")
+
+
 def parser(description: str, writes_lake: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", default="conf/local.yaml", help="YAML config (default: conf/local.yaml)")
+    add_config_argument(p)
     if writes_lake:
-        p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                       help="when another run holds the lake lock, wait this long for it (default 0: exit 4 at once)")
+        add_wait_argument(p)
     return p
 
 

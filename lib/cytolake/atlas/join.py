@@ -5,9 +5,18 @@ to the tasks, whatever the atlas size."""
 from __future__ import annotations
 
 from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, DoubleType, LongType, StructField
 
+from cytolake.atlas.corners import CORNER_COLUMNS
 from cytolake.lake import Lake
 from cytolake.lake.spark import read_dataframe
+
+
+def corner_fields() -> list[StructField]:
+    """The corner columns as Spark fields: voxel indices (long) and weights (double), 8 per point."""
+    ci, cj, ck, cw = CORNER_COLUMNS
+    return [StructField(ci, ArrayType(LongType())), StructField(cj, ArrayType(LongType())),
+            StructField(ck, ArrayType(LongType())), StructField(cw, ArrayType(DoubleType()))]
 
 
 def _dense_pmap(n_areas: int):
@@ -19,7 +28,7 @@ def _dense_pmap(n_areas: int):
 
 def with_pmap(spark, lake: Lake, points, keys: list[str], n_areas: int):
     """`points` (unique by `keys`, with corner columns) plus `pmap`: the dense vector in areas order."""
-    corners = points.select(*keys, F.inline(F.arrays_zip("ci", "cj", "ck", "cw")))
+    corners = points.select(*keys, F.inline(F.arrays_zip(*CORNER_COLUMNS)))
     pm = read_dataframe(spark, lake, "pmaps").select(
         F.col("voxel_i").cast("long").alias("ci"), F.col("voxel_j").cast("long").alias("cj"),
         F.col("voxel_k").cast("long").alias("ck"), "area_index", "probability")

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from cytolake.io.files import content_hash
+
 _MODELS: dict[tuple[str, str, int], object] = {}
 
 
@@ -25,7 +27,7 @@ def cached_encoder(model_dir: str, device: str):
     patches/s of the default layout on this machine's CPU (benchmarks/RESULTS.md), and the layout GPUs want."""
     import torch
 
-    from cytolake.train.trainer import load_encoder
+    from cytolake.train.model import load_encoder
 
     weights = Path(model_dir) / "encoder.pt"
     key = (model_dir, device, weights.stat().st_mtime_ns)
@@ -52,13 +54,7 @@ def embed_images(model, images: list[bytes], height: int, width: int, device: st
 
 def encoder_hash(model_dir: str | Path) -> str:
     """Fingerprint of an encoder's weights: what makes an embedding current besides its patch."""
-    import xxhash
-
-    h = xxhash.xxh3_128()
-    with open(Path(model_dir) / "encoder.pt", "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return content_hash(Path(model_dir) / "encoder.pt")
 
 
 def embed_task(model_dir: str, model_version: str, encoder_fingerprint: str, batch_size: int, threads: int,

@@ -18,7 +18,7 @@ from cytolake.embed.inference import embed_task, encoder_hash
 from cytolake.lake import Lake
 from cytolake.lake.spark import read_dataframe, write_dataframe
 from cytolake.schemas import schema
-from cytolake.train.trainer import RANDOM_INIT, ensure_random_encoder
+from cytolake.train.model import RANDOM_INIT, ensure_random_encoder
 
 _KEYS = ["patch_id", "content_hash", "tiling_hash"]
 

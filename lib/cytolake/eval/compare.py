@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from cytolake.config import Settings
-from cytolake.eval.clusters import cluster_scores
+from cytolake.export.clusters import cluster_scores
 from cytolake.gnn.data import GraphSet, load_graphs
 from cytolake.gnn.job import run_train_gnn, score, split_score_masks
 from cytolake.gnn.train import node_inputs

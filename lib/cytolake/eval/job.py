@@ -4,10 +4,7 @@ on the same lake trains nothing, writes no metrics, and rewrites the same report
 
 from __future__ import annotations
 
-import json
-
 import pyarrow.compute as pc
-import xxhash
 
 from cytolake.config import Settings
 from cytolake.eval.compare import compare_model, ModelResult
@@ -15,6 +12,7 @@ from cytolake.eval.report import comparison_table, write_report
 from cytolake.export.job import report_section, run_export
 from cytolake.gnn.job import metric_rows
 from cytolake.lake import Lake
+from cytolake.lake.fingerprint import short_fingerprint
 
 
 def run_evaluate(settings: Settings, log=print) -> tuple[str, list[ModelResult]]:
@@ -24,10 +22,9 @@ def run_evaluate(settings: Settings, log=print) -> tuple[str, list[ModelResult]]
     for m in settings.evaluate.models:
         log(f"evaluate: {m}")
         results.append(compare_model(settings, m, log=log))
-    key = json.dumps({"graphs": {r.model_version: r.graphs.graph_hashes for r in results},
-                      "gnn": settings.gnn.model_dump(mode="json"), "evaluate": settings.evaluate.model_dump(mode="json")},
-                     sort_keys=True)
-    run = f"eval-{xxhash.xxh3_64_hexdigest(key.encode())[:12]}"
+    run = "eval-" + short_fingerprint({"graphs": {r.model_version: r.graphs.graph_hashes for r in results},
+                                       "gnn": settings.gnn.model_dump(mode="json"),
+                                       "evaluate": settings.evaluate.model_dump(mode="json")})
     if not lake.read("metrics", ["run_id"], filters=pc.field("run_id") == run).num_rows:
         for r in results:
             for method in ("pmap-argmax", "linear"):

@@ -10,16 +10,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cytolake.config import Settings
 from cytolake.lake import Lake
-from cytolake.train.model import to_input
+from cytolake.metrics import macro_f1
+from cytolake.train.model import build_encoder, load_encoder, to_input
 from cytolake.train.reader import PatchStream, snapshot_units
-from cytolake.train.trainer import build_encoder, load_encoder
 
 
 def embed(model: torch.nn.Module, lake: Lake, split: str, max_samples: int, seed: int = 0, batch: int = 128,
@@ -55,7 +54,7 @@ def probe(model: torch.nn.Module, lake: Lake, max_samples: int = 3000, seed: int
             continue
         x, y = x[keep], y[keep]
         for name, clf in (("linear", linear), ("knn", knn)):
-            out[f"{name}_{split}_macro_f1"] = float(f1_score(y, clf.predict(x), average="macro"))
+            out[f"{name}_{split}_macro_f1"] = macro_f1(y, clf.predict(x))
         out[f"{split}_samples"] = float(len(y))
     return out
 

@@ -14,10 +14,11 @@ import numpy as np  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 
-from cytolake.eval.clusters import reduced  # noqa: E402
 from cytolake.eval.compare import METHODS, ModelResult  # noqa: E402
-from cytolake.eval.metrics import per_area_f1  # noqa: E402
+from cytolake.export.clusters import reduced  # noqa: E402
 from cytolake.io.images import LevelReader, read_info  # noqa: E402
+from cytolake.io.pyramid import finest_level_within  # noqa: E402
+from cytolake.metrics import per_area_f1  # noqa: E402
 
 
 POSTER_ORDER = ("sup", "cont-sup", "cont-pmap", "random-init")
@@ -110,7 +111,7 @@ def _colours(n: int) -> np.ndarray:
 
 def _thumbnail(uri: str, max_px: int = 1200) -> tuple[np.ndarray, float]:
     info = read_info(uri)
-    level = next((i for i, (h, w) in enumerate(info.level_shapes) if w <= max_px), info.levels - 1)
+    level = finest_level_within(info.level_shapes, max_px)
     with LevelReader(uri, level) as r:
         img = r.window(0, 0, *r.shape)
     return img, info.width / info.level_shapes[level][1]

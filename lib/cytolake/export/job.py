@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from cytolake.atlas.pmaps import Atlas
 from cytolake.config import Settings
+from cytolake.export.clusters import cluster_scores
 from cytolake.export.labels import table, write_freesurfer_lut, write_fsl_lut
 from cytolake.export.maps import (label_volume, write_label_volume, write_surface, write_surface_labels,
                                   write_surface_view)
@@ -56,8 +57,6 @@ def _predictions(lake: Lake, rid: str, gs) -> np.ndarray:
 
 
 def _clusters(settings: Settings, gs) -> tuple[np.ndarray, int]:
-    from cytolake.eval.clusters import cluster_scores
-
     found = cluster_scores(gs.features, gs.label, settings.evaluate.clusters)
     if not found:
         raise ExportError(f"no k in evaluate.clusters {settings.evaluate.clusters} is below the {len(gs)} nodes")

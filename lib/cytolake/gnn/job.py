@@ -13,13 +13,13 @@ from datetime import datetime, timezone
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import xxhash
 
 from cytolake.config import Settings
-from cytolake.eval.metrics import macro_f1
 from cytolake.gnn.data import GraphSet, load_graphs
 from cytolake.gnn.train import Inputs, fit, node_inputs, node_prior, predict, split_masks
 from cytolake.lake import Lake
+from cytolake.lake.fingerprint import short_fingerprint
+from cytolake.metrics import macro_f1
 from cytolake.schemas import schema
 
 METHOD_VERSION = 5  # part of every run id: bump when training changes, so older predictions are not reused (5: selection on validation macro-F1 again, after 4's validation loss)
@@ -36,9 +36,8 @@ class GnnRun:
 
 
 def run_id(gs: GraphSet, kind: Inputs, settings: Settings) -> str:
-    key = json.dumps({"graphs": gs.graph_hashes, "gnn": settings.gnn.model_dump(mode="json"), "kind": kind,
-                      "method": METHOD_VERSION}, sort_keys=True)
-    return f"{'gnnplus' if kind == 'gnn+' else 'gnn'}-{gs.model_version}-{xxhash.xxh3_64_hexdigest(key.encode())[:12]}"
+    key = {"graphs": gs.graph_hashes, "gnn": settings.gnn.model_dump(mode="json"), "kind": kind, "method": METHOD_VERSION}
+    return f"{'gnnplus' if kind == 'gnn+' else 'gnn'}-{gs.model_version}-{short_fingerprint(key)}"
 
 
 def _existing(lake: Lake, rid: str, gs: GraphSet) -> np.ndarray | None:

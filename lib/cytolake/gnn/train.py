@@ -15,10 +15,10 @@ from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
 from cytolake.config import GnnSettings
-from cytolake.eval.metrics import macro_f1
 from cytolake.gnn.data import GraphSet
 from cytolake.gnn.model import GAT
 from cytolake.gnn.sampling import Csr, sample
+from cytolake.metrics import macro_f1
 
 Inputs = Literal["gnn", "gnn+"]
 FEATURE_COMPONENTS = 128  # the 2048-d embedding is reduced by PCA before the GAT (16x less work per layer)

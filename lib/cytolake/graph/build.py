@@ -8,14 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from cytolake.atlas.corners import corner_columns, sample_trilinear, trilinear_corners
 from cytolake.config import GraphSettings, TilingSettings
 from cytolake.graph.mesh import SectionPlane, components, mesh_edges, reconstruct, surface_mesh
 from cytolake.graph.nodes import nearest_locations, nearest_patches
 from cytolake.io.images import read_info
+from cytolake.io.labels import labels_at
 from cytolake.io.warps import warp_points
-from cytolake.tiling.geometry import trilinear_corners
 from cytolake.tiling.mask import section_cortex_mask
-from cytolake.tiling.sections import labels_at
 
 
 @dataclass(frozen=True)
@@ -88,13 +88,13 @@ def brain_graph(brain_id: str, sections: list[dict], patches: pa.Table, g: Graph
         labels[sel] = labels_at(s["annotation_uri"], loc.x[v[sel]], loc.y[v[sel]], s["width"], area_index_of)
     ref = warp_points(*warp, loc.xyz[v])
     verts = warp_points(*warp, verts)
-    ci, cw = trilinear_corners(ref, inv_affine)
+    corners = corner_columns(*trilinear_corners(ref, inv_affine))
     can = canonical(ref, lo, hi)
     nodes = [{
         "brain_id": brain_id, "node_id": n, "section_id": int(section_ids[n]), "x": int(loc.x[vi]), "y": int(loc.y[vi]),
         "patch_id": pt["patch_id"][patch_row[vi]], "label": labels[n], "split": pt["split"][patch_row[vi]],
         "vertex_xyz": verts[vi].tolist(), "ref_xyz": ref[n].tolist(), "canonical_xyz": can[n].tolist(),
-        "ci": ci[n, :, 0].tolist(), "cj": ci[n, :, 1].tolist(), "ck": ci[n, :, 2].tolist(), "cw": cw[n].tolist(),
+        **{c: col[n] for c, col in corners.items()},
     } for n, vi in enumerate(v.tolist())]
     return {"brain_id": brain_id, "nodes": nodes, "src": graph.src.tolist(), "dst": graph.dst.tolist(),
             "vertices": len(verts), "components": graph.components, "seconds": time.perf_counter() - t0,
@@ -111,10 +111,6 @@ def fsaverage_graph(atlas, hemisphere: str = "left") -> dict:
     graph = graph_from_mesh(faces, len(verts))
     lo, hi = atlas.bounds_mm()
     idx, w = trilinear_corners(verts, np.linalg.inv(atlas.affine))
-    data = atlas.data  # (x, y, z, areas), probabilities
-    shape = np.array(data.shape[:3])
-    inside = np.all((idx >= 0) & (idx < shape), axis=2)
-    i, j, k = (np.clip(idx[..., a], 0, shape[a] - 1) for a in range(3))
-    pmap = np.einsum("nc,nca->na", w * inside, data[i, j, k]).astype(np.float32)
+    pmap = sample_trilinear(atlas.data, idx, w).astype(np.float32)
     return {"vertex_xyz": verts, "canonical_xyz": canonical(verts, lo, hi), "pmap": pmap,
             "src": graph.src, "dst": graph.dst, "components": graph.components}

@@ -8,30 +8,28 @@ a matching pair (`load_graph` refuses a mismatch). A brain whose inputs and sett
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import xxhash
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, DoubleType, LongType, StructField, StructType
+from pyspark.sql.types import StructType
 
-from cytolake.atlas.join import with_pmap
+from cytolake.atlas.join import corner_fields, with_pmap
 from cytolake.atlas.pmaps import Atlas
+from cytolake.atlas.registered import registered_areas
 from cytolake.config import Settings
 from cytolake.graph.build import brain_graph
 from cytolake.io.images import ImageError
 from cytolake.lake import Lake
+from cytolake.lake.fingerprint import fingerprint
 from cytolake.lake.spark import read_dataframe, write_dataframe
 from cytolake.schemas import schema
 
 _PATCH_COLS = ["brain_id", "patch_id", "section_id", "x", "y", "split", "content_hash", "tiling_hash"]
 _KEYS = ["patch_id", "content_hash", "tiling_hash"]
-_CORNERS = [("ci", ArrayType(LongType())), ("cj", ArrayType(LongType())), ("ck", ArrayType(LongType())),
-            ("cw", ArrayType(DoubleType()))]
 
 
 @dataclass
@@ -45,14 +43,7 @@ class GraphSummary:
 def _node_schema() -> StructType:
     drop = {"model_version", "graph_hash", "pmap", "features"}
     return StructType([f for f in schema("graph_nodes").spark().fields if f.name not in drop]
-                      + [StructField(n, t) for n, t in _CORNERS])
-
-
-def _files(lake: Lake, table: str, prefix: str) -> list[str]:
-    if not lake.exists(table):
-        return []
-    paths = pa.table(lake.table(table).get_add_actions(flatten=True))["path"].to_pylist()
-    return sorted(p for p in paths if p.startswith(prefix))
+                      + corner_fields())
 
 
 def graph_hash(settings: Settings, model: str, brain: str, sections: list[dict], patch_files: list[str],
@@ -64,7 +55,7 @@ def graph_hash(settings: Settings, model: str, brain: str, sections: list[dict],
            "model": model, "brain": brain, "patches": patch_files, "features": feature_files,
            "sections": sorted([s["section_id"], s["content_hash"], s["transform"]]
                               + ([s["warp_hash"]] if s.get("warp_hash") else []) for s in sections)}
-    return xxhash.xxh3_128_hexdigest(json.dumps(key, sort_keys=True).encode())
+    return fingerprint(key)
 
 
 def _task(args: tuple, g, t, area_index_of, inv, lo, hi) -> dict:
@@ -80,9 +71,7 @@ def run_build_graph(settings: Settings, spark, model_version: str, brains: list[
     lake = Lake(settings.paths.lake)
     summary = GraphSummary()
     atlas = Atlas(settings.atlas)
-    areas = lake.read("areas").to_pylist()
-    if not areas or {a["atlas_hash"] for a in areas} != {atlas.hash}:
-        raise RuntimeError(f"the lake's areas do not match the configured atlas {atlas.maps_path}: run ingest first")
+    areas = registered_areas(lake, atlas)
     area_index_of = {a["area_id"]: a["area_index"] for a in areas}
 
     patches = lake.read("patches", _PATCH_COLS)
@@ -103,8 +92,8 @@ def run_build_graph(settings: Settings, spark, model_version: str, brains: list[
             summary.failed[b] = (f"{missing} of {bp.num_rows} patches have no current features for model "
                                  f"{model_version}: run jobs/embed.py --model {model_version}")
             continue
-        h = graph_hash(settings, model_version, b, bsecs, _files(lake, "patches", f"brain_id={b}/"),
-                       _files(lake, "features", f"model_version={model_version}/brain_id={b}/"))
+        h = graph_hash(settings, model_version, b, bsecs, lake.file_paths("patches", f"brain_id={b}/"),
+                       lake.file_paths("features", f"model_version={model_version}/brain_id={b}/"))
         if (b, h) in current:
             summary.skipped.append(b)
             continue

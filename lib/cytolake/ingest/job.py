@@ -12,6 +12,7 @@ from pathlib import Path
 
 
 from cytolake.atlas.pmaps import Atlas
+from cytolake.atlas.registered import atlas_matches
 from cytolake.io.files import content_hash, signature
 from cytolake.config import Settings
 from cytolake.ingest.sections import Checks, changed, inspect_section
@@ -47,10 +48,8 @@ def placement_checks(settings: Settings, atlas: Atlas) -> Checks:
 
 def register_atlas(lake: Lake, atlas: Atlas) -> bool:
     """Write `pmaps` then `areas` (whose atlas_hash marks a complete registration); False when already current."""
-    if lake.exists("areas") and lake.exists("pmaps"):
-        hashes = set(lake.read("areas", ["atlas_hash"])["atlas_hash"].to_pylist())
-        if hashes == {atlas.hash}:
-            return False
+    if lake.exists("pmaps") and atlas_matches(lake.read("areas", ["atlas_hash"]).to_pylist(), atlas):
+        return False
     lake.write_batches("pmaps", atlas.sparse_batches(schema("pmaps").arrow()), mode="overwrite")
     lake.write_arrow("areas", atlas.areas_table(schema("areas").arrow()), mode="overwrite")
     return True

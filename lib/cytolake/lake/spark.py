@@ -125,7 +125,7 @@ def read_dataframe(spark, lake: Lake, table: str):
     if not files:
         return spark.createDataFrame([], st)
     if ts.partition_by:
-        adds = pa.table(dt.get_add_actions(flatten=True)).to_pylist()
+        adds = lake.files(table, dt).to_pylist()
         for a in adds:
             want = "/".join(f"{k}={a[f'partition.{k}']}" for k in ts.partition_by) + "/"
             if not a["path"].startswith(want):

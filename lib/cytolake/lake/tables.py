@@ -190,6 +190,21 @@ class Lake:
         except TableNotFoundError:
             raise FileNotFoundError(f"lake table {name!r} does not exist under {self.root} (run ingest first)") from None
 
+    def files(self, name: str, snapshot: DeltaTable | None = None) -> pa.Table:
+        """The data files of the table's current snapshot (or of `snapshot`, a loaded version of it), one row
+        each, sorted by path: the flattened Delta add actions (`path` relative to the table folder,
+        `size_bytes`, `num_records`, `partition.<column>`, ...)."""
+        adds = pa.table((self.table(name) if snapshot is None else snapshot).get_add_actions(flatten=True))
+        return adds.sort_by("path") if adds.num_rows else adds
+
+    def file_paths(self, name: str, prefix: str = "") -> list[str]:
+        """The sorted paths (relative to the table folder) of the current files under `prefix`, such as
+        `brain_id=B01/`; none when the table does not exist. Data files are never rewritten in place, so
+        the names stand for the content."""
+        if not self.exists(name):
+            return []
+        return [p for p in self.files(name)["path"].to_pylist() if p.startswith(prefix)]
+
     def version(self, name: str) -> int | None:
         return self.table(name).version() if self.exists(name) else None
 
@@ -300,7 +315,7 @@ class Lake:
                 continue
             try:
                 dt = self.table(name)
-                adds = pa.table(dt.get_add_actions(flatten=True))
+                adds = self.files(name, dt)
             except Exception as e:  # delta-rs raises several kinds of error on a damaged log
                 where = damaged_log_file(self, name) or str(self.path(name) / "_delta_log")
                 out.append({"table": name, "version": None, "rows": None, "files": None, "bytes": None,

@@ -21,6 +21,7 @@ from scipy.ndimage import distance_transform_edt, gaussian_filter, map_coordinat
 from cytolake.atlas.pmaps import Atlas
 from cytolake.config import SynthSettings
 from cytolake.io.images import write_pyramid_tiff
+from cytolake.io.labels import label_values
 from cytolake.io.manifest import write_manifest
 from cytolake.synth.cytoarchitecture import brain_signatures
 from cytolake.synth.texture import render_section, section_style, signature_tables
@@ -193,7 +194,7 @@ def _render_one(job: dict) -> dict:
     d = s.annotation_downsample
     area_ids = np.asarray(w["area_ids"], np.uint16)
     low = truth["area"][d // 2::d, d // 2::d]
-    lab = np.where(low >= 0, area_ids[np.maximum(low, 0)] + 1, 0).astype(np.uint16)
+    lab = label_values(low, area_ids).astype(np.uint16)
     write_pyramid_tiff(out / job["truth_path"], lab, s.spacing_um * d, tile=s.tile_px, min_px=10**9, compression="zlib")
     if job["annotation_path"]:
         write_pyramid_tiff(out / job["annotation_path"], lab, s.spacing_um * d, tile=s.tile_px, min_px=10**9)
@@ -255,7 +256,7 @@ def synthesize_brain(brain_index: int, s: SynthSettings, atlas: Atlas, support, 
                 progress and progress(brain_id, job["section_id"])
     finally:
         _WORK.clear()
-    parc = np.where(model.labels.data >= 0, np.asarray([a.area_id for a in atlas.areas])[np.maximum(model.labels.data, 0)] + 1, 0)
+    parc = label_values(model.labels.data, np.asarray([a.area_id for a in atlas.areas]))
     nib.save(nib.Nifti1Image(parc.astype(np.int16), atlas.affine), out / "truth" / "parcellation.nii.gz")
     write_manifest(out / "manifest.csv", [
         {"brain_id": brain_id, "section_id": j["section_id"], "image_path": j["image_path"], "spacing_um": s.spacing_um,

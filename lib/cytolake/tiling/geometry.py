@@ -1,4 +1,4 @@
-"""Pure geometry of tiling: pyramid level choice, the patch grid, trilinear corners, ids and splits."""
+"""Pure geometry of tiling: pyramid level choice, the patch grid, ids and splits."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import xxhash
 
 from cytolake.config import TilingSettings
+from cytolake.io.pyramid import coarsest_level
 
 
 @dataclass(frozen=True)
@@ -22,9 +23,7 @@ class PatchGeometry:
 
 def patch_geometry(t: TilingSettings, spacing_um: float, levels: int) -> PatchGeometry:
     """Read from the coarsest level whose spacing is still <= the target spacing (levels halve in size)."""
-    level = 0
-    while level + 1 < levels and spacing_um * 2 ** (level + 1) <= t.spacing_um * (1 + 1e-9):
-        level += 1
+    level = coarsest_level(spacing_um, t.spacing_um, levels)
     ls = spacing_um * 2**level
     window = max(1, int(round(t.patch_px * t.spacing_um / ls)))
     return PatchGeometry(level, ls, window, t.patch_px, t.spacing_um)
@@ -64,18 +63,6 @@ def grid_centres(mask: np.ndarray, mask_scale: float, stride_px: float, width: i
     mj = np.minimum((gx / mask_scale).astype(np.int64), mask.shape[1] - 1)
     inside = mask[mi, mj]
     return np.stack([gx[inside], gy[inside]], axis=1)
-
-
-def trilinear_corners(xyz_mm: np.ndarray, inv_affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For points (n, 3) in mm: the 8 surrounding voxel indices (n, 8, 3) and trilinear weights (n, 8)."""
-    v = np.c_[xyz_mm, np.ones(len(xyz_mm))] @ inv_affine.T
-    v = v[:, :3]
-    base = np.floor(v).astype(np.int64)
-    f = v - base
-    offs = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
-    idx = base[:, None, :] + offs[None]
-    w = np.prod(np.where(offs[None] == 1, f[:, None, :], 1 - f[:, None, :]), axis=2)
-    return idx, w
 
 
 def patch_id(brain_id: str, section_id: int, x: int, y: int, g: PatchGeometry) -> str:

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, DoubleType, IntegerType, LongType, StringType, StructField, StructType
+from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
-from cytolake.atlas.join import with_pmap
+from cytolake.atlas.join import corner_fields, with_pmap
 from cytolake.atlas.pmaps import Atlas
+from cytolake.atlas.registered import registered_areas
 from cytolake.config import Settings
 from cytolake.lake import Lake
 from cytolake.lake.spark import read_dataframe, write_dataframe
@@ -25,9 +26,7 @@ from cytolake.tiling.geometry import assign_splits, placement_hash, tiling_hash
 from cytolake.tiling.patches import read_patches
 from cytolake.tiling.sections import section_centres
 
-_EXTRA = [("image_uri", StringType()), ("level", IntegerType()), ("window_px", IntegerType()), ("block", StringType()),
-          ("ci", ArrayType(LongType())), ("cj", ArrayType(LongType())), ("ck", ArrayType(LongType())),
-          ("cw", ArrayType(DoubleType()))]
+_EXTRA = [("image_uri", StringType()), ("level", IntegerType()), ("window_px", IntegerType()), ("block", StringType())]
 
 
 @dataclass
@@ -40,7 +39,7 @@ class TileSummary:
 
 def _centre_schema() -> StructType:
     base = [f for f in schema("patches").spark().fields if f.name not in ("pmap", "image")]
-    return StructType(base + [StructField(n, t) for n, t in _EXTRA])
+    return StructType(base + [StructField(n, t) for n, t in _EXTRA] + corner_fields())
 
 
 def run_tile(settings: Settings, spark, brains: list[str] | None = None, log=print) -> TileSummary:
@@ -48,9 +47,7 @@ def run_tile(settings: Settings, spark, brains: list[str] | None = None, log=pri
     lake = Lake(settings.paths.lake)
     summary = TileSummary()
     atlas = Atlas(settings.atlas)
-    areas = lake.read("areas").to_pylist()
-    if not areas or {a["atlas_hash"] for a in areas} != {atlas.hash}:
-        raise RuntimeError(f"the lake's areas do not match the configured atlas {atlas.maps_path}: run ingest first")
+    areas = registered_areas(lake, atlas)
     area_index_of = {a["area_id"]: a["area_index"] for a in areas}
     n_areas = len(areas)
     th = tiling_hash(t)

@@ -14,25 +14,20 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from cytolake.io.images import ImageError, LevelReader
+from cytolake.io.pyramid import coarsest_level
 
 BAND_BYTES = 16 << 20  # the uint8 window read at a time (band rows x column block)
 
 
 def mask_level(level_shapes: tuple[tuple[int, int], ...], spacing_um: float, mask_spacing_um: float) -> int:
     """The coarsest level whose spacing does not exceed the mask spacing."""
-    level = 0
-    while level + 1 < len(level_shapes) and spacing_um * 2 ** (level + 1) <= mask_spacing_um:
-        level += 1
-    return level
+    return coarsest_level(spacing_um, mask_spacing_um, len(level_shapes))
 
 
 def mask_factor(level_spacing_um: float, mask_spacing_um: float) -> int:
     """How many pixels of the read level go into one mask pixel, per side: the power of two that brings the
     level's spacing nearest the mask spacing without exceeding it (1 when a pyramid level is already there)."""
-    f = 1
-    while level_spacing_um * f * 2 <= mask_spacing_um:
-        f *= 2
-    return f
+    return 2 ** coarsest_level(level_spacing_um, mask_spacing_um)
 
 
 def cortex_mask(low: np.ndarray, level_spacing_um: float, threshold: int | None) -> np.ndarray:

@@ -4,35 +4,14 @@ position, trilinear pmap corners, label and split. No pixels of the patches are 
 from __future__ import annotations
 
 import numpy as np
-import tifffile
 
+from cytolake.atlas.corners import corner_columns, trilinear_corners
 from cytolake.config import TilingSettings
 from cytolake.io.images import ImageError, read_info
+from cytolake.io.labels import labels_at
 from cytolake.io.warps import warp_points
-from cytolake.tiling.geometry import grid_centres, patch_geometry, patch_id, trilinear_corners
+from cytolake.tiling.geometry import grid_centres, patch_geometry, patch_id
 from cytolake.tiling.mask import section_cortex_mask
-
-
-def labels_at(annotation_uri: str | None, xs: np.ndarray, ys: np.ndarray, width: int,
-            area_index_of: dict[int, int]) -> list[int | None]:
-    """Area index at each centre from the label image (atlas volume id + 1; 0 = unlabelled); None where unknown.
-
-    Only the label image's chunks under the centres are read (a label image of a whole section can be GBs).
-    """
-    if not annotation_uri:
-        return [None] * len(xs)
-    import zarr
-
-    store = tifffile.imread(annotation_uri, aszarr=True, level=0)
-    try:
-        ann = zarr.open(store, mode="r")
-        scale = width / ann.shape[1]
-        r = np.minimum((ys / scale).astype(int), ann.shape[0] - 1)
-        c = np.minimum((xs / scale).astype(int), ann.shape[1] - 1)
-        values = ann.get_coordinate_selection((r, c))
-    finally:
-        store.close()
-    return [area_index_of.get(int(v) - 1) if v > 0 else None for v in values]
 
 
 def section_centres(sec: dict, t: TilingSettings, split: str, inv_affine: np.ndarray,
@@ -51,7 +30,7 @@ def section_centres(sec: dict, t: TilingSettings, split: str, inv_affine: np.nda
         # affine into the brain's space, then the brain's warp (if any) to MNI: every centre at once
         xyz = warp_points(sec.get("warp_uri"), sec.get("warp_format"),
                           (np.c_[xy, np.zeros(len(xy)), np.ones(len(xy))] @ a.T)[:, :3])
-        idx, w = trilinear_corners(xyz, inv_affine)
+        corners = corner_columns(*trilinear_corners(xyz, inv_affine))
         labels = labels_at(sec["annotation_uri"], xy[:, 0], xy[:, 1], info.width, area_index_of)
     except (ImageError, OSError, ValueError) as e:
         return [], f"tiling: {e}"
@@ -67,6 +46,6 @@ def section_centres(sec: dict, t: TilingSettings, split: str, inv_affine: np.nda
             "content_hash": sec["content_hash"], "tiling_hash": th, "ref_xyz": xyz[n].tolist(),
             "image_uri": uri, "level": g.level, "window_px": g.window_px,
             "block": f"{x // block}_{y // block}",
-            "ci": idx[n, :, 0].tolist(), "cj": idx[n, :, 1].tolist(), "ck": idx[n, :, 2].tolist(), "cw": w[n].tolist(),
+            **{c: col[n] for c, col in corners.items()},
         })
     return rows, None

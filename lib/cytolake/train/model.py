@@ -5,12 +5,18 @@ ResNet-50, 512-d for ResNet-18/34) is the feature used downstream."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+from pathlib import Path
 
 import torch
 from torch import nn
 import torchvision
 
+from cytolake.config import Settings, TrainSettings
+
+RANDOM_INIT = "random-init"  # the model version of the untrained baseline
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
 
@@ -72,3 +78,38 @@ def to_input(images: torch.Tensor) -> torch.Tensor:
     if images.dtype != torch.uint8:
         return images
     return ((images.float() / 255.0) - 0.5).div_(0.25).unsqueeze(1)
+
+
+def build_encoder(t: TrainSettings) -> Encoder:
+    return Encoder(t.head_downsample, t.head_channels, t.projection_dim, t.norm, t.backbone)
+
+
+def load_encoder(model_dir: Path, device: str = "cpu") -> Encoder:
+    """A trained encoder from its folder (architecture from config.json), in eval mode."""
+    cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    model = build_encoder(TrainSettings.model_validate(cfg["train"]))
+    model.load_state_dict(torch.load(Path(model_dir) / "encoder.pt", map_location=device, weights_only=True))
+    return model.eval()
+
+
+def save_atomic(obj, path: Path) -> None:
+    """torch.save through a temporary file, so a crash never leaves a half-written file under `path`."""
+    tmp = path.with_name(path.name + ".part")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def save_encoder(out: Path, model: Encoder, t: TrainSettings, world: int, steps: int) -> None:
+    save_atomic(model.state_dict(), out / "encoder.pt")
+    (out / "config.json").write_text(json.dumps({"model_version": t.model_version, "train": t.model_dump(mode="json"),
+                                                 "world": world, "steps": steps}, indent=2))
+
+
+def ensure_random_encoder(settings: Settings, out: Path) -> None:
+    """The untrained baseline: the configured architecture, initialised from train.seed, saved once."""
+    if (out / "encoder.pt").is_file():
+        return
+    t = settings.train.model_copy(update={"model_version": out.name})
+    torch.manual_seed(t.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    save_encoder(out, build_encoder(t).eval(), t, 1, 0)

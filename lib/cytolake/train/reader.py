@@ -47,11 +47,9 @@ class Unit:
 def snapshot_units(lake: Lake, splits: list[str] | None = None, brains: list[str] | None = None,
                    labelled: bool = False) -> list[Unit]:
     """The row groups of the `patches` snapshot, filtered by brain (partition), split and label (row level)."""
-    dt = lake.table("patches")
-    adds = pa.table(dt.get_add_actions(flatten=True)).to_pylist()
     root = str(lake.path("patches"))
     units = []
-    for a in sorted(adds, key=lambda a: a["path"]):
+    for a in lake.files("patches").to_pylist():
         if brains and a["partition.brain_id"] not in brains:
             continue
         path = f"{root}/{a['path']}"

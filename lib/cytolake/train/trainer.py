@@ -5,14 +5,12 @@ Objectives, the seed's three feature models: `contrastive` (cont-pmap: the pmap-
 patch, no labels), `contrastive-label` (cont-sup: the same loss with one-hot label vectors as p, i.e.
 SupCon, on the labelled patches) and `supervised` (sup: cross-entropy on the labelled patches through a
 linear classifier). The saved encoder has the same architecture either way; the random-initialised
-baseline is `RANDOM_INIT`."""
+baseline is `model.RANDOM_INIT`."""
 
 from __future__ import annotations
 
 import csv
-import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -23,31 +21,8 @@ from cytolake.config import Settings, TrainSettings
 from cytolake.lake import Lake
 from cytolake.train.augment import Augment, batch_generator
 from cytolake.train.loss import anchor_losses
-from cytolake.train.model import Encoder, to_input
+from cytolake.train.model import build_encoder, save_atomic, save_encoder, to_input
 from cytolake.train.reader import PatchStream, snapshot_units
-
-
-RANDOM_INIT = "random-init"
-
-
-def build_encoder(t: TrainSettings) -> Encoder:
-    return Encoder(t.head_downsample, t.head_channels, t.projection_dim, t.norm, t.backbone)
-
-
-def _write_model(out: Path, model: Encoder, t: TrainSettings, world: int, steps: int) -> None:
-    _save_atomic(model.state_dict(), out / "encoder.pt")
-    (out / "config.json").write_text(json.dumps({"model_version": t.model_version, "train": t.model_dump(mode="json"),
-                                                 "world": world, "steps": steps}, indent=2))
-
-
-def ensure_random_encoder(settings: Settings, out: Path) -> None:
-    """The untrained baseline: the configured architecture, initialised from train.seed, saved once."""
-    if (out / "encoder.pt").is_file():
-        return
-    t = settings.train.model_copy(update={"model_version": out.name})
-    torch.manual_seed(t.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_model(out, build_encoder(t).eval(), t, 1, 0)
 
 
 def supervised_loss_step(model, classifier, x: torch.Tensor, y: torch.Tensor, dist,
@@ -83,12 +58,6 @@ def lr_at(step: int, total: int, t: TrainSettings) -> float:
         return (step + 1) / t.warmup_steps
     progress = (step - t.warmup_steps) / max(1, total - t.warmup_steps)
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def run_train_contrastive(settings: Settings, dist, log=print) -> Path:
@@ -179,22 +148,14 @@ def run_train_contrastive(settings: Settings, dist, log=print) -> Path:
                     log(f"step {step}/{total} epoch {epoch} loss {row['loss']:.4f} lr {row['lr']:.2e} "
                         f"{row['samples_per_s']:.1f} samples/s")
                 if step % t.checkpoint_every == 0 or step == total:
-                    _save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                  "scheduler": sched.state_dict(), "step": step,
-                                  "classifier": classifier.state_dict() if supervised else None}, ckpt)
+                    save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                 "scheduler": sched.state_dict(), "step": step,
+                                 "classifier": classifier.state_dict() if supervised else None}, ckpt)
             if step >= total:
                 break
     if dist.rank == 0:
-        _write_model(out, model, t, dist.world, step)
+        save_encoder(out, model, t, dist.world, step)
         writer.close()
         log(f"encoder saved to {out / 'encoder.pt'}")
     dist.barrier()
     return out
-
-
-def load_encoder(model_dir: Path, device: str = "cpu") -> Encoder:
-    """A trained encoder from its folder (architecture from config.json), in eval mode."""
-    cfg = json.loads((Path(model_dir) / "config.json").read_text())
-    model = build_encoder(TrainSettings.model_validate(cfg["train"]))
-    model.load_state_dict(torch.load(Path(model_dir) / "encoder.pt", map_location=device, weights_only=True))
-    return model.eval()
