@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cytolake.ingest.sections import COMPARED
-from cytolake.lake.keys import row_keys, rows_in
+from cytolake.lake.keys import rows_in
 
 KEY = ["brain_id", "section_id"]
 BRAIN_COMPARED = ["status", "error", "manifest_uri", "manifest_hash", "n_sections", "n_ok", "n_error"]
