@@ -46,7 +46,8 @@ def main() -> None:
         settings = Settings()
         ensure_random_encoder(settings, Path(d) / "m")
         model = cached_encoder(str(Path(d) / "m"), a.device)
-        ours = best_rate(lambda: embed_images(model, images, a.patch_px, a.patch_px, a.device), a.batch, a.repeats, a.device)
+        pixels = np.frombuffer(b"".join(images), np.uint8).reshape(a.batch, a.patch_px, a.patch_px)
+        ours = best_rate(lambda: embed_images(model, pixels, a.device), a.batch, a.repeats, a.device)
         plain = build_encoder(settings.train).to(a.device).eval()
         x = torch.from_numpy(np.frombuffer(b"".join(images), np.uint8).reshape(a.batch, a.patch_px, a.patch_px).copy())
 

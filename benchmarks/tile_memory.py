@@ -58,7 +58,7 @@ def child(stage: str, image: str, args: dict) -> dict:
     from cytolake.config import load_config
     from cytolake.io.images import read_info
     from cytolake.tiling.geometry import patch_geometry
-    from cytolake.tiling.patches import cut_blocks
+    from cytolake.tiling.patches import blocks_of, cut_blocks
     from cytolake.tiling.sections import section_centres
 
     cfg = load_config(args["config"])
@@ -75,19 +75,17 @@ def child(stage: str, image: str, args: dict) -> dict:
     rows, err = section_centres(sec, t, "train", np.eye(4), {}, "bench")
     if err:
         raise SystemExit(err)
-    out = {"patches": len(rows), "level": patch_geometry(t, sp, info.levels).level}
+    out = {"patches": rows.num_rows, "level": patch_geometry(t, sp, info.levels).level}
     if stage == "a":
         return {**out, "peak_mb": peak_mb(), "seconds": round(time.perf_counter() - t0, 1)}
-    blocks: dict[str, list[dict]] = {}
-    for r in rows:
-        blocks.setdefault(r["block"], []).append(r)
+    blocks = list(blocks_of(rows))
     del rows
     gc.collect()
     held = reset_peak()  # the centre rows are stage B's input here, not part of a block task's memory
     t0 = time.perf_counter()
     largest = 0
-    for got in cut_blocks(blocks.pop(key) for key in sorted(blocks)):
-        largest = max(largest, len(got))
+    for got in cut_blocks(blocks.pop(0) for _ in range(len(blocks))):
+        largest = max(largest, got.num_rows)
         del got
     return {**out, "blocks_largest_patches": largest, "task_mb": peak_mb() - held,
             "seconds": round(time.perf_counter() - t0, 1)}

@@ -66,4 +66,4 @@ def test_an_oversized_section_is_that_sections_error(tmp_path):
     sec = {"image_uri": str(path), "spacing_um": SPACING, "brain_id": "B01", "section_id": 1, "annotation_uri": None,
            "content_hash": "x", "transform": [0.002, 0, 0, -4, 0, 0, 0.02, -20, 0, -0.002, 0, 4, 0, 0, 0, 1]}
     rows, err = section_centres(sec, t, "train", np.eye(4), {}, "h")
-    assert rows == [] and "flat.tif" in err and "tiling.max_mask_px" in err and "1,024 px" in err
+    assert rows.num_rows == 0 and "flat.tif" in err and "tiling.max_mask_px" in err and "1,024 px" in err

@@ -8,6 +8,9 @@ dense volume in memory is sampled with `sample_trilinear`.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+
+from cytolake.io.arrow import list_array
 
 CORNER_COLUMNS = ("ci", "cj", "ck", "cw")
 
@@ -27,6 +30,20 @@ def trilinear_corners(xyz_mm: np.ndarray, inv_affine: np.ndarray) -> tuple[np.nd
 def corner_columns(idx: np.ndarray, w: np.ndarray) -> dict[str, list[list]]:
     """The corner columns of `trilinear_corners`' output: column name -> one list of 8 per point."""
     return dict(zip(CORNER_COLUMNS, (idx[:, :, 0].tolist(), idx[:, :, 1].tolist(), idx[:, :, 2].tolist(), w.tolist())))
+
+
+def corner_arrow_fields() -> list[pa.Field]:
+    """The corner columns as Arrow fields: voxel indices (int64) and weights (float64), 8 per point."""
+    ci, cj, ck, cw = CORNER_COLUMNS
+    return [pa.field(ci, pa.list_(pa.int64())), pa.field(cj, pa.list_(pa.int64())),
+            pa.field(ck, pa.list_(pa.int64())), pa.field(cw, pa.list_(pa.float64()))]
+
+
+def corner_arrays(idx: np.ndarray, w: np.ndarray) -> dict[str, pa.ListArray]:
+    """The corner columns of `trilinear_corners`' output as Arrow list arrays (no per-point Python lists)."""
+    ci, cj, ck, cw = CORNER_COLUMNS
+    return {ci: list_array(idx[:, :, 0], pa.int64()), cj: list_array(idx[:, :, 1], pa.int64()),
+            ck: list_array(idx[:, :, 2], pa.int64()), cw: list_array(w, pa.float64())}
 
 
 def sample_trilinear(volume: np.ndarray, idx: np.ndarray, w: np.ndarray) -> np.ndarray:

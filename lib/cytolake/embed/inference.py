@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from cytolake.io.files import content_hash
+from cytolake.train.reader import image_array
 
 _MODELS: dict[tuple[str, str, int], object] = {}
 
@@ -37,13 +38,13 @@ def cached_encoder(model_dir: str, device: str):
     return _MODELS[key]
 
 
-def embed_images(model, images: list[bytes], height: int, width: int, device: str) -> np.ndarray:
-    """(N, feature_dim) float32 backbone features of raw uint8 patches of one size."""
+def embed_images(model, pixels: np.ndarray, device: str) -> np.ndarray:
+    """(N, feature_dim) float32 backbone features of (N, height, width) uint8 patches."""
     import torch
 
     from cytolake.train.model import to_input
 
-    x = torch.from_numpy(np.frombuffer(b"".join(images), np.uint8).reshape(len(images), height, width).copy())
+    x = torch.from_numpy(pixels.copy())
     with torch.inference_mode():
         x = to_input(x.to(device)).contiguous(memory_format=torch.channels_last)
         if device == "cuda":
@@ -74,11 +75,12 @@ def embed_task(model_dir: str, model_version: str, encoder_fingerprint: str, bat
         def flush() -> pa.RecordBatch:
             t = pa.concat_tables(pending).combine_chunks()
             pending.clear()
-            shapes = set(zip(t["height"].to_pylist(), t["width"].to_pylist()))
-            if len(shapes) != 1:
-                raise ValueError(f"patches of different sizes in one batch: {sorted(shapes)}; re-tile with one geometry")
-            (h, w), = shapes
-            emb = embed_images(model, t["image"].to_pylist(), h, w, device)
+            shapes = t.group_by(["height", "width"]).aggregate([])
+            if shapes.num_rows != 1:
+                raise ValueError(f"patches of different sizes in one batch: {sorted(shapes.to_pylist(), key=str)}; "
+                                 "re-tile with one geometry")
+            h, w = shapes["height"][0].as_py(), shapes["width"][0].as_py()
+            emb = embed_images(model, image_array(t["image"].chunk(0), h, w), device)
             values = pa.array(emb.reshape(-1), pa.float32())
             offsets = pa.array(np.arange(0, emb.size + 1, emb.shape[1], dtype=np.int32))
             col = {n: t[n].chunk(0) for n in ("patch_id", "brain_id", "content_hash", "tiling_hash")}

@@ -1,9 +1,8 @@
 """The embed job: every patch without a current embedding for a model -> `features`, one commit.
 
-Incremental: a patch is embedded when the table has no row for (model, patch) with the patch's
-current content_hash and tiling_hash and the encoder's current weights (`encoder_hash`: a model retrained
-under the same version re-embeds everything, never a mix of old and new encoders). A brain with anything to (re)embed or drop gets its
-(model, brain) partition replaced in one commit: new rows plus its still-current rows.
+Read the keys of `patches` and of the model's `features` -> `plan_embed` (embed/plan.py: what is current)
+-> the encoder on Spark over the patches to embed -> one commit that replaces the (model, brain) partition
+of each brain with anything to embed or drop: new rows plus its still-current rows.
 """
 
 from __future__ import annotations
@@ -11,17 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow.compute as pc
 from pyspark.sql import functions as F
 
 from cytolake.config import Settings
 from cytolake.embed.inference import embed_task, encoder_hash
 from cytolake.lake import Lake
-from cytolake.lake.spark import read_dataframe, write_dataframe
+from cytolake.embed.plan import KEYS, plan_embed
+from cytolake.lake.spark import read_dataframe, rows_with_keys, write_dataframe
 from cytolake.schemas import schema
 from cytolake.train.model import RANDOM_INIT, ensure_random_encoder
-
-_KEYS = ["patch_id", "content_hash", "tiling_hash"]
-
 
 @dataclass
 class EmbedSummary:
@@ -51,29 +49,24 @@ def embed_partitions(patches: int, batch_size: int, cores: int) -> int:
 def run_embed(settings: Settings, spark, model_version: str, log=print) -> EmbedSummary:
     mdir = model_dir(settings, model_version)
     lake = Lake(settings.paths.lake)
-    summary = EmbedSummary()
-    patches = read_dataframe(spark, lake, "patches").select("brain_id", *_KEYS, "height", "width", "image")
     fingerprint = encoder_hash(mdir)
-    have = read_dataframe(spark, lake, "features").filter(F.col("model_version") == model_version)
-    current = have.filter(F.col("encoder_hash") == fingerprint)
-    todo = patches.join(current.select(*_KEYS), _KEYS, "left_anti")
-    stale = (have.filter(F.col("encoder_hash").isNull() | (F.col("encoder_hash") != fingerprint)).select("brain_id", *_KEYS)
-             .unionByName(current.select("brain_id", *_KEYS).join(patches.select(*_KEYS), _KEYS, "left_anti")))
-    summary.embedded = {r["brain_id"]: r["count"] for r in todo.groupBy("brain_id").count().collect()}
-    summary.dropped = {r["brain_id"]: r["count"] for r in stale.groupBy("brain_id").count().collect()}
-    dirty = sorted(set(summary.embedded) | set(summary.dropped))
-    log(f"embed {model_version}: {sum(summary.embedded.values())} patches to embed in {len(summary.embedded)} brain(s), "
-        f"{sum(summary.dropped.values())} stale rows to drop")
-    if not dirty:
+    features = lake.read("features", ["brain_id", *KEYS, "encoder_hash"], pc.field("model_version") == model_version)
+    plan = plan_embed(lake.read("patches", ["brain_id", *KEYS]), features, fingerprint)
+    summary = EmbedSummary(embedded=plan.embedded, dropped=plan.dropped)
+    log(f"embed {model_version}: {plan.todo.num_rows} patches to embed in {len(plan.embedded)} brain(s), "
+        f"{sum(plan.dropped.values())} stale rows to drop")
+    if not plan.brains:
         return summary
     e = settings.embed
     out = schema("features")
-    new = todo.repartition(embed_partitions(sum(summary.embedded.values()), e.batch_size,
-                                            spark.sparkContext.defaultParallelism)).mapInArrow(
+    todo = rows_with_keys(spark, read_dataframe(spark, lake, "patches"), plan.todo)
+    new = todo.select("brain_id", *KEYS, "height", "width", "image").repartition(
+        embed_partitions(plan.todo.num_rows, e.batch_size, spark.sparkContext.defaultParallelism)).mapInArrow(
         embed_task(str(mdir), model_version, fingerprint, e.batch_size, e.threads_per_task, e.device, out.arrow()), out.spark())
-    keep = current.filter(F.col("brain_id").isin(dirty)).join(patches.select(*_KEYS), _KEYS, "left_semi")
+    keep = rows_with_keys(spark, read_dataframe(spark, lake, "features").filter(F.col("model_version") == model_version),
+                          plan.keep)
     summary.version = write_dataframe(lake, "features", new.unionByName(keep), "replace_partitions",
-                                      {"model_version": [model_version], "brain_id": dirty})
-    for b in dirty:
-        log(f"  {b}: {summary.embedded.get(b, 0)} embedded, {summary.dropped.get(b, 0)} stale dropped")
+                                      {"model_version": [model_version], "brain_id": plan.brains})
+    for b in plan.brains:
+        log(f"  {b}: {plan.embedded.get(b, 0)} embedded, {plan.dropped.get(b, 0)} stale dropped")
     return summary

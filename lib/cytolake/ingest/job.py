@@ -1,5 +1,8 @@
 """The ingest job: areas and pmaps from the atlas, then every brain's sections from its manifest.
 
+Read state (the lake's registry, the landing folder: ingest/scan.py) -> `plan_ingest` (ingest/plan.py) ->
+inspection on Spark (ingest/compute.py) -> one commit per table of the rows that changed.
+
 Incremental and idempotent: the atlas is registered again only when its files change; a section
 row is written only when something about it changed; a run over unchanged input commits nothing.
 """
@@ -11,17 +14,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
+import pyarrow.compute as pc
+
 from cytolake.atlas.pmaps import Atlas
 from cytolake.atlas.registered import atlas_matches
-from cytolake.io.files import content_hash, signature
 from cytolake.config import Settings
-from cytolake.ingest.sections import Checks, changed, inspect_section
-from cytolake.io.manifest import Entry, ManifestError, find_manifest, read_manifest
-from cytolake.io.warps import WarpError, warp_hash
+from cytolake.ingest.compute import inspected
+from cytolake.ingest.plan import changed_brains, changed_sections, counted_brains, plan_ingest
+from cytolake.ingest.scan import scan_landing
+from cytolake.ingest.sections import Checks
+from cytolake.io.manifest import find_manifest
 from cytolake.lake import Lake
 from cytolake.schemas import schema
-
-BRAIN_COMPARED = ["status", "error", "manifest_uri", "manifest_hash", "n_sections", "n_ok", "n_error"]
 
 
 @dataclass
@@ -68,29 +72,6 @@ def discover_brains(landing: Path, only: list[str] | None) -> dict[str, Path]:
     return found
 
 
-def _unchanged_on_disk(entries: list[Entry], prev: dict[int, dict]) -> bool:
-    """True when every section is registered ok, its file's size and mtime are as recorded, and the brain's
-    warp is the one recorded (by content: a warp replaced under the same name counts as changed)."""
-    for e in entries:
-        p = prev.get(e.section_id)
-        if p is None or p["status"] != "ok" or e.error or e.image is None:
-            return False
-        try:
-            sig = signature(e.image)
-        except OSError:
-            return False
-        if sig != (p["file_size"], p["file_mtime_ns"]):
-            return False
-        if p.get("warp_uri") != (str(e.warp) if e.warp else None):
-            return False
-        try:
-            if e.warp and warp_hash(e.warp) != p.get("warp_hash"):
-                return False
-        except WarpError:
-            return False
-    return True
-
-
 def run_ingest(settings: Settings, spark, brains: list[str] | None = None, log=print) -> IngestSummary:
     lake = Lake(settings.paths.lake)
     landing = Path(settings.paths.landing)
@@ -99,70 +80,28 @@ def run_ingest(settings: Settings, spark, brains: list[str] | None = None, log=p
     log(f"atlas {atlas.name}: {len(atlas.areas)} areas from {atlas.maps_path}")
     summary.atlas_registered = register_atlas(lake, atlas)
     log("  registered areas and pmaps" if summary.atlas_registered else "  areas and pmaps already current")
-    checks = placement_checks(settings, atlas)
-
-    prev_sections: dict[tuple[str, int], dict] = {(r["brain_id"], r["section_id"]): r for r in lake.read("sections").to_pylist()}
-    prev_brains = {r["brain_id"]: r for r in lake.read("brains").to_pylist()}
+    registered, registered_brains = lake.read("sections"), lake.read("brains")
     now = datetime.now(timezone.utc)
     manifests = discover_brains(landing, brains)
     log(f"landing {landing}: {len(manifests)} brains with a manifest")
-
-    brain_rows: dict[str, dict] = {}
-    todo: list[tuple[Entry, dict | None]] = []
-    removed: list[dict] = []  # keys of sections no longer in their brain's manifest
-    for brain_id, mpath in manifests.items():
-        base = {"brain_id": brain_id, "manifest_uri": str(mpath.resolve()), "ingested_at": now}
-        try:
-            mhash = content_hash(mpath)
-            entries = read_manifest(mpath, landing)
-        except (ManifestError, OSError) as e:  # this brain's error; its registered sections stay as they were
-            brain_rows[brain_id] = {**base, "status": "error", "error": str(e), "manifest_hash": None,
-                                    "n_sections": 0, "n_ok": 0, "n_error": 0}
-            continue
-        prev = {sid: r for (b, sid), r in prev_sections.items() if b == brain_id}
-        listed = {e.section_id for e in entries}
-        removed += [{"brain_id": brain_id, "section_id": sid} for sid in sorted(set(prev) - listed)]
-        pb = prev_brains.get(brain_id)
-        brain_rows[brain_id] = {**base, "status": "ok", "error": None, "manifest_hash": mhash,
-                                "n_sections": len(entries)}
-        if pb and pb["manifest_hash"] == mhash and pb["status"] == "ok" and _unchanged_on_disk(entries, prev):
-            brain_rows[brain_id].update(n_ok=pb["n_ok"], n_error=pb["n_error"])
-            continue
-        todo += [(e, prev.get(e.section_id)) for e in entries]
-
-    rows: list[dict] = []
-    if todo:
-        log(f"inspecting {len(todo)} sections on Spark")
-        sc = spark.sparkContext
-        rows = (sc.parallelize(todo, numSlices=min(len(todo), max(sc.defaultParallelism * 4, 1)))
-                .map(lambda t: inspect_section(t[0], t[1], checks, now)).collect())
-    new_rows = [r for r in rows if changed(r, prev_sections.get((r["brain_id"], r["section_id"])))]
-    if new_rows or removed:
+    plan = plan_ingest(registered, registered_brains, *scan_landing(manifests, landing, now))
+    if plan.inspect.num_rows:
+        log(f"inspecting {plan.inspect.num_rows} sections on Spark")
+    rows = inspected(spark, plan.inspect, registered, placement_checks(settings, atlas), now)
+    new_rows = changed_sections(rows, registered)
+    if new_rows.num_rows or plan.removed.num_rows:
         # One commit: changed sections upserted, sections gone from their manifest deleted (tiling then drops
         # their patches, and the later stages what was built from them).
-        summary.versions["sections"] = lake.merge("sections", schema("sections").table(new_rows), delete=removed)
-
-    by_brain: dict[str, list[dict]] = {}
-    for r in rows:
-        by_brain.setdefault(r["brain_id"], []).append(r)
-    for brain_id, brs in by_brain.items():
-        b = brain_rows[brain_id]
-        b["n_ok"] = sum(r["status"] == "ok" for r in brs)
-        b["n_error"] = len(brs) - b["n_ok"]
-    changed_brains = [b for b in brain_rows.values()
-                      if (pb := prev_brains.get(b["brain_id"])) is None or any(b[k] != pb[k] for k in BRAIN_COMPARED)]
-    if changed_brains:
-        summary.versions["brains"] = lake.merge("brains", schema("brains").table(changed_brains))
-
-    changed_sections = {r["brain_id"] for r in new_rows} | {r["brain_id"] for r in removed}
-    for brain_id, b in brain_rows.items():
-        summary.brains[brain_id] = {"status": b["status"], "error": b["error"], "n_ok": b.get("n_ok", 0),
-                                    "n_error": b.get("n_error", 0), "changed": brain_id in changed_sections}
-    for r in rows:
-        if r["status"] == "error":
-            log(f"  section {r['brain_id']}/{r['section_id']}: {r['error']}")
-    for r in removed:
+        summary.versions["sections"] = lake.merge("sections", new_rows, delete=plan.removed.to_pylist())
+    brain_rows = counted_brains(plan.brains, rows)
+    if (changed := changed_brains(brain_rows, registered_brains)).num_rows:
+        summary.versions["brains"] = lake.merge("brains", changed)
+    touched = set(new_rows["brain_id"].to_pylist()) | set(plan.removed["brain_id"].to_pylist())
+    for b in brain_rows.to_pylist():  # one row per brain: the summary and the log
+        summary.brains[b["brain_id"]] = {k: b[k] for k in ("status", "error", "n_ok", "n_error")} | {
+            "changed": b["brain_id"] in touched}
+    for r in rows.filter(pc.equal(rows["status"], "error")).select(["brain_id", "section_id", "error"]).to_pylist():
+        log(f"  section {r['brain_id']}/{r['section_id']}: {r['error']}")
+    for r in plan.removed.to_pylist():
         log(f"  section {r['brain_id']}/{r['section_id']}: no longer in the manifest, removed")
     return summary
-
-

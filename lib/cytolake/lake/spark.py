@@ -132,3 +132,11 @@ def read_dataframe(spark, lake: Lake, table: str):
                 raise ValueError(f"table {table}: file {a['path']} is not under its partition folder {want}")
     root = str(lake.path(table))
     return spark.read.schema(st).option("basePath", root).parquet(*files).select(ts.names)
+
+
+def rows_with_keys(spark, df, keys: pa.Table):
+    """The rows of `df` whose values in `keys`' columns are one of its rows (a semi join with an Arrow table
+    built on the driver, such as a stage's plan)."""
+    if not keys.num_rows:
+        return df.limit(0)
+    return df.join(spark.createDataFrame(keys), keys.column_names, "left_semi")

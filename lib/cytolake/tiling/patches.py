@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -10,6 +10,8 @@ import pyarrow as pa
 from cytolake.io.images import LevelReader
 from cytolake.schemas import schema
 from cytolake.tiling.geometry import window_origin
+
+BLOCK = ["brain_id", "section_id", "block"]
 
 
 def resample(window: np.ndarray, size: int) -> np.ndarray:
@@ -25,33 +27,40 @@ def resample(window: np.ndarray, size: int) -> np.ndarray:
     return np.rint(resize(window, (size, size), order=1, anti_aliasing=n > size, preserve_range=True)).astype(np.uint8)
 
 
-def cut_block(rows: list[dict], reader: LevelReader) -> list[dict]:
-    """Patch rows (with image bytes) for the centres of one block of one section, read in one window."""
-    first = rows[0]
-    level, win = first["level"], first["window_px"]
-    tops, lefts = window_origin(np.array([r["x"] for r in rows]), np.array([r["y"] for r in rows]), level, win)
+def cut_block(centres: pa.Table, reader: LevelReader) -> pa.Array:
+    """The pixels (one binary value per row) of the centres of one block of one section, read in one window."""
+    level, win, size = centres["level"][0].as_py(), centres["window_px"][0].as_py(), centres["height"][0].as_py()
+    tops, lefts = window_origin(centres["x"].to_numpy(), centres["y"].to_numpy(), level, win)
     r0, c0 = int(tops.min()), int(lefts.min())
     block = reader.window(r0, c0, int(tops.max()) + win - r0, int(lefts.max()) + win - c0)
-    out = []
-    for r, top, left in zip(rows, (tops - r0).tolist(), (lefts - c0).tolist()):
-        patch = resample(block[top:top + win, left:left + win], r["height"])
-        out.append({**r, "image": np.ascontiguousarray(patch).tobytes()})
-    return out
+    return pa.array([np.ascontiguousarray(resample(block[top:top + win, left:left + win], size)).tobytes()
+                     for top, left in zip((tops - r0).tolist(), (lefts - c0).tolist())], pa.binary())
 
 
-def cut_blocks(blocks: Iterable[list[dict]]) -> Iterator[list[dict]]:
-    """cut_block over blocks in order, one image level open at a time: consecutive blocks of a section share
-    the reader. Opening a pyramidal TIFF per block cost a header parse each time and raised a task's resident
-    memory by up to ~60 MB of allocator leftovers (`benchmarks/tile_memory.py`)."""
+def blocks_of(centres: pa.Table) -> Iterator[pa.Table]:
+    """The centres grouped by (brain, section, block), in that order (consecutive blocks share a section)."""
+    t = centres.sort_by([(c, "ascending") for c in BLOCK])
+    if not t.num_rows:
+        return
+    keys = [t[c].to_numpy(zero_copy_only=False) for c in BLOCK]
+    starts = np.r_[0, np.flatnonzero(np.logical_or.reduce([k[1:] != k[:-1] for k in keys])) + 1, t.num_rows]
+    for a, b in zip(starts[:-1].tolist(), starts[1:].tolist()):
+        yield t.slice(a, b - a)
+
+
+def cut_blocks(blocks: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """Each block's centres with their `image` column, one image level open at a time: consecutive blocks of a
+    section share the reader. Opening a pyramidal TIFF per block cost a header parse each time and raised a
+    task's resident memory by up to ~60 MB of allocator leftovers (`benchmarks/tile_memory.py`)."""
     reader, opened = None, None
     try:
-        for rows in blocks:
-            key = (rows[0]["image_uri"], rows[0]["level"])
+        for centres in blocks:
+            key = (centres["image_uri"][0].as_py(), centres["level"][0].as_py())
             if key != opened:
                 if reader is not None:
                     reader.close()
                 reader, opened = LevelReader(*key), key
-            yield cut_block(rows, reader)
+            yield centres.append_column("image", cut_block(centres, reader))
     finally:
         if reader is not None:
             reader.close()
@@ -60,9 +69,8 @@ def cut_blocks(blocks: Iterable[list[dict]]) -> Iterator[list[dict]]:
 def read_patches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """mapInArrow body: centre rows (with pmap) in, patch rows of the `patches` schema out, block by block."""
     target = schema("patches").arrow()
-    blocks: dict[tuple, list[dict]] = {}
-    for b in batches:
-        for r in b.to_pylist():
-            blocks.setdefault((r["brain_id"], r["section_id"], r["block"]), []).append(r)
-    for rows in cut_blocks(blocks.pop(key) for key in sorted(blocks)):
-        yield pa.RecordBatch.from_pylist([{n: r[n] for n in target.names} for r in rows], schema=target)
+    batches = list(batches)
+    if not batches:
+        return
+    for patches in cut_blocks(blocks_of(pa.Table.from_batches(batches))):
+        yield from patches.select(target.names).cast(target).to_batches()

@@ -3,20 +3,44 @@ position, trilinear pmap corners, label and split. No pixels of the patches are 
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Iterator
 
-from cytolake.atlas.corners import corner_columns, trilinear_corners
+import numpy as np
+import pyarrow as pa
+
+from cytolake.atlas.corners import corner_arrays, corner_arrow_fields, trilinear_corners
 from cytolake.config import TilingSettings
+from cytolake.io.arrow import list_array
 from cytolake.io.images import ImageError, read_info
 from cytolake.io.labels import labels_at
 from cytolake.io.warps import warp_points
+from cytolake.schemas import schema
 from cytolake.tiling.geometry import grid_centres, patch_geometry, patch_id
 from cytolake.tiling.mask import section_cortex_mask
 
 
+def centre_schema() -> pa.Schema:
+    """Stage A's rows: a patch's columns but its pixels and pmap, plus what stage B and the pmap join need."""
+    base = [f.with_nullable(True) for f in schema("patches").arrow() if f.name not in ("pmap", "image")]
+    return pa.schema(base + [pa.field("image_uri", pa.string()), pa.field("level", pa.int32()),
+                             pa.field("window_px", pa.int32()), pa.field("block", pa.string())]
+                     + corner_arrow_fields())
+
+
+def outcome_schema() -> pa.Schema:
+    """Stage A's output: the centre rows, and for a section without any (no cortex, or an error) one row
+    with only brain_id, section_id and `error`, so that every section reports back through one DataFrame."""
+    return centre_schema().append(pa.field("error", pa.string()))
+
+
+def _repeat(value, n: int, type_: pa.DataType) -> pa.Array:
+    return pa.repeat(pa.scalar(value, type_), n)
+
+
 def section_centres(sec: dict, t: TilingSettings, split: str, inv_affine: np.ndarray,
-                    area_index_of: dict[int, int], th: str) -> tuple[list[dict], str | None]:
-    """The patch centres of one section as rows, or ([], error message) when the section cannot be tiled."""
+                    area_index_of: dict[int, int], th: str) -> tuple[pa.Table, str | None]:
+    """The patch centres of one section (`centre_schema`), or (no rows, error message) when it cannot be tiled."""
+    out = centre_schema()
     uri = sec["image_uri"]
     try:
         info = read_info(uri)
@@ -25,27 +49,51 @@ def section_centres(sec: dict, t: TilingSettings, split: str, inv_affine: np.nda
         mask, scale = section_cortex_mask(uri, sp, info.level_shapes, t.mask_spacing_um, t.mask_threshold, t.max_mask_px)
         xy = grid_centres(mask, scale, t.stride_um / sp, info.width, info.height)
         if not len(xy):
-            return [], None
+            return out.empty_table(), None
         a = np.asarray(sec["transform"], float).reshape(4, 4)
         # affine into the brain's space, then the brain's warp (if any) to MNI: every centre at once
         xyz = warp_points(sec.get("warp_uri"), sec.get("warp_format"),
                           (np.c_[xy, np.zeros(len(xy)), np.ones(len(xy))] @ a.T)[:, :3])
-        corners = corner_columns(*trilinear_corners(xyz, inv_affine))
+        idx, w = trilinear_corners(xyz, inv_affine)
         labels = labels_at(sec["annotation_uri"], xy[:, 0], xy[:, 1], info.width, area_index_of)
     except (ImageError, OSError, ValueError) as e:
-        return [], f"tiling: {e}"
+        return out.empty_table(), f"tiling: {e}"
     except MemoryError:
-        return [], f"tiling: {uri}: out of memory finding the patch centres"
-    block = t.block_px
-    rows = []
-    for n, (x, y) in enumerate(xy.tolist()):
-        rows.append({
-            "patch_id": patch_id(sec["brain_id"], sec["section_id"], x, y, g),
-            "brain_id": sec["brain_id"], "section_id": sec["section_id"], "x": x, "y": y, "split": split,
-            "label": labels[n], "spacing_um": g.spacing_um, "height": g.patch_px, "width": g.patch_px,
-            "content_hash": sec["content_hash"], "tiling_hash": th, "ref_xyz": xyz[n].tolist(),
-            "image_uri": uri, "level": g.level, "window_px": g.window_px,
-            "block": f"{x // block}_{y // block}",
-            **{c: col[n] for c, col in corners.items()},
-        })
-    return rows, None
+        return out.empty_table(), f"tiling: {uri}: out of memory finding the patch centres"
+    n, block = len(xy), t.block_px
+    b, sid = sec["brain_id"], sec["section_id"]
+    xs, ys = xy[:, 0].tolist(), xy[:, 1].tolist()
+    cols = {
+        "patch_id": pa.array([patch_id(b, sid, x, y, g) for x, y in zip(xs, ys)], pa.string()),
+        "brain_id": _repeat(b, n, pa.string()), "section_id": _repeat(sid, n, pa.int32()),
+        "x": pa.array(xy[:, 0], pa.int32()), "y": pa.array(xy[:, 1], pa.int32()), "split": _repeat(split, n, pa.string()),
+        "label": pa.array(labels, pa.int32()), "spacing_um": _repeat(g.spacing_um, n, pa.float32()),
+        "height": _repeat(g.patch_px, n, pa.int32()), "width": _repeat(g.patch_px, n, pa.int32()),
+        "content_hash": _repeat(sec["content_hash"], n, pa.string()), "tiling_hash": _repeat(th, n, pa.string()),
+        "ref_xyz": list_array(np.asarray(xyz, np.float64), pa.float64()),
+        "image_uri": _repeat(uri, n, pa.string()), "level": _repeat(g.level, n, pa.int32()),
+        "window_px": _repeat(g.window_px, n, pa.int32()),
+        "block": pa.array([f"{x // block}_{y // block}" for x, y in zip(xs, ys)], pa.string()),
+        **corner_arrays(idx, w),
+    }
+    return pa.Table.from_pydict(cols, schema=out), None
+
+
+def centres_task(t: TilingSettings, inv_affine: np.ndarray, area_index_of: dict[int, int]):
+    """A mapInArrow function: the plan's sections to tile in (one row each, with `split` and `tiling_hash`),
+    `outcome_schema` rows out."""
+    out = outcome_schema()
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for sec in batch.to_pylist():  # a section's parameters; its centres stay columnar
+                rows, err = section_centres(sec, t, sec["split"], inv_affine, area_index_of, sec["tiling_hash"])
+                if rows.num_rows:
+                    yield from rows.append_column("error", pa.nulls(rows.num_rows, pa.string())).to_batches()
+                else:
+                    only = {f.name: pa.nulls(1, f.type) for f in out}
+                    only.update(brain_id=pa.array([sec["brain_id"]], pa.string()),
+                                section_id=pa.array([sec["section_id"]], pa.int32()), error=pa.array([err], pa.string()))
+                    yield pa.RecordBatch.from_pydict(only, schema=out)
+
+    return run
