@@ -1,13 +1,15 @@
-"""The build_graph job: per brain, in parallel over brains (a Spark task each), the surface graph of
-one feature model; nodes get pmap vectors by the Spark join with `pmaps` and features by a join with
-`features`. A rebuilt brain's (model, brain) partitions of `graph_edges` and `graph_nodes` are
-replaced, edges first, each in one commit; both carry the build's `graph_hash`, so a reader can tell
-a matching pair (`load_graph` refuses a mismatch). A brain whose inputs and settings are unchanged
-(same graph_hash) is skipped, so a rerun commits nothing.
+"""The build_graph job: plan (`graph/plan.py`: which brains' inputs changed), compute (per brain, a Spark
+task each, the surface graph of one feature model; its nodes, edges and mesh leave the task as Arrow IPC
+streams and become DataFrames batch by batch; nodes get pmap vectors by the Spark join with `pmaps` and
+features by a join with `features`) and commit: a rebuilt brain's (model, brain) partitions of
+`graph_meshes`, `graph_edges` and `graph_nodes` are replaced, nodes last, each table in one commit; all
+carry the build's `graph_hash`, so a reader can tell a matching set (`load_graph` refuses a mismatch). A
+brain whose inputs and settings are unchanged (same graph_hash) is skipped, so a rerun commits nothing.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, DoubleType, LongType, StructField, StructType
+from pyspark.sql.pandas.types import from_arrow_schema
 
 from cytolake.atlas.join import with_pmap
 from cytolake.atlas.pmaps import Atlas
@@ -25,12 +27,18 @@ from cytolake.graph.plan import PATCH_KEYS, BrainWork, GraphPlan, plan_graphs
 from cytolake.io.images import ImageError
 from cytolake.lake import Lake
 from cytolake.lake.spark import read_dataframe, write_dataframe
-from cytolake.schemas import schema
+from cytolake.schemas import arrow_type, schema
 
 _PATCH_COLS = ["brain_id", "patch_id", "section_id", "x", "y", "split", "content_hash", "tiling_hash"]
-_CORNERS = [("ci", ArrayType(LongType())), ("cj", ArrayType(LongType())), ("ck", ArrayType(LongType())),
-            ("cw", ArrayType(DoubleType()))]
-_BULKY = ("nodes", "src", "dst", "mesh_vertices", "mesh_faces", "node_vertex")
+_CORNERS = [("ci", arrow_type("list<int64>")), ("cj", arrow_type("list<int64>")), ("ck", arrow_type("list<int64>")),
+            ("cw", arrow_type("list<float64>"))]
+_EDGES = pa.schema([("brain_id", pa.string()), ("src", pa.int64()), ("dst", pa.int64())])
+_MESHES = pa.schema([("brain_id", pa.string()), ("n_vertices", pa.int64()), ("n_faces", pa.int64()),
+                     ("vertices", arrow_type("list<float64>")), ("faces", arrow_type("list<int64>")),
+                     ("node_vertex", arrow_type("list<int64>"))])
+# one row per brain: its summary (JSON) or error, and its nodes, edges and mesh as Arrow IPC streams
+_RESULT = pa.schema([("brain_id", pa.string()), ("error", pa.string()), ("summary", pa.string()),
+                     ("nodes", pa.binary()), ("edges", pa.binary()), ("mesh", pa.binary())])
 
 
 @dataclass
@@ -41,10 +49,19 @@ class GraphSummary:
     version: int | None = None
 
 
-def _node_schema() -> StructType:
+def _node_arrow() -> pa.Schema:
+    """graph_nodes as brain_graph makes them: without pmap and features (joined in Spark), with the
+    trilinear pmap corners the join samples."""
     drop = {"model_version", "graph_hash", "pmap", "features"}
-    return StructType([f for f in schema("graph_nodes").spark().fields if f.name not in drop]
-                      + [StructField(n, t) for n, t in _CORNERS])
+    return pa.schema([f for f in schema("graph_nodes").arrow() if f.name not in drop]
+                     + [pa.field(n, t) for n, t in _CORNERS])
+
+
+def _ipc(t: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, t.schema) as w:
+        w.write_table(t)
+    return sink.getvalue().to_pybytes()
 
 
 def _files(lake: Lake, table: str, prefix: str) -> list[str]:
@@ -71,54 +88,62 @@ def _plan(settings: Settings, lake: Lake, model: str, brains: list[str] | None) 
                        lake.read("graph_meshes", ["brain_id", "graph_hash"], filters=of_model), brains)
 
 
-def _task(args: tuple, g, t, area_index_of, inv, lo, hi) -> dict:
-    brain, secs, patches = args
+def _result(w: BrainWork, g, t, area_index_of, inv, lo, hi) -> dict:
+    """One brain's graph as a _RESULT row, a failure of its inputs as its error."""
     try:
-        return brain_graph(brain, secs, pa.table(patches), g, t, area_index_of, inv, lo, hi)
-    except (ImageError, OSError, ValueError) as e:
-        return {"brain_id": brain, "error": f"build_graph: {e}"}
-
-
-def _task(w: BrainWork, g, t, area_index_of, inv, lo, hi) -> dict:
-    try:
-        return brain_graph(w.brain_id, w.sections, w.patches, g, t, area_index_of, inv, lo, hi)
+        r = brain_graph(w.brain_id, w.sections, w.patches, g, t, area_index_of, inv, lo, hi)
     except (ImageError, OSError, ValueError) as e:
         return {"brain_id": w.brain_id, "error": f"build_graph: {e}"}
+    summary = {k: r[k] for k in ("brain_id", "vertices", "components", "seconds")} | {
+        "nodes": len(r["nodes"]), "edges": len(r["src"])}
+    edges = pa.table([pa.array([w.brain_id] * len(r["src"])), pa.array(r["src"], pa.int64()),
+                      pa.array(r["dst"], pa.int64())], schema=_EDGES)
+    v, f = r["mesh_vertices"], r["mesh_faces"]
+    mesh = pa.table([[w.brain_id], [len(v)], [len(f)], [v.ravel()], [f.ravel()], [r["node_vertex"]]], schema=_MESHES)
+    return {"brain_id": w.brain_id, "summary": json.dumps(summary),
+            "nodes": _ipc(pa.Table.from_pylist(r["nodes"], schema=_node_arrow())), "edges": _ipc(edges),
+            "mesh": _ipc(mesh)}
 
 
 def _compute(settings: Settings, spark, atlas: Atlas, areas: pa.Table, work: list[BrainWork]):
-    """One Spark task per brain, each given its plan (sections and an Arrow table of patches); the RDD of
-    brain_graph results, persisted for the summary and the commits."""
+    """One Spark task per brain, given its plan (its sections and an Arrow table of its patches); a
+    persisted DataFrame of _RESULT rows, one per brain, for the summary and the commits."""
     g, t, inv = settings.graph, settings.tiling, np.linalg.inv(atlas.affine)
     lo, hi = atlas.bounds_mm()
     area_index_of = dict(zip(areas["area_id"].to_pylist(), areas["area_index"].to_pylist()))
-    return spark.sparkContext.parallelize(work, len(work)).map(
-        lambda w: _task(w, g, t, area_index_of, inv, lo, hi)).persist(StorageLevel.MEMORY_AND_DISK)
+
+    def build(batches):
+        for batch in batches:
+            rows = [_result(work[i], g, t, area_index_of, inv, lo, hi) for i in batch.column("id").to_pylist()]
+            yield pa.RecordBatch.from_pylist(rows, schema=_RESULT)
+
+    return spark.range(0, len(work), numPartitions=len(work)).mapInArrow(build, from_arrow_schema(_RESULT)).persist(
+        StorageLevel.MEMORY_AND_DISK)
 
 
-def _light(r: dict) -> dict:
-    return {k: v for k, v in r.items() if k not in _BULKY} | {"nodes": len(r.get("nodes", [])),
-                                                               "edges": len(r.get("src", []))}
+def _unpacked(results, column: str, arrow: pa.Schema):
+    """The built brains' `column` tables as one DataFrame, Arrow batch by batch."""
+    def unpack(batches):
+        for batch in batches:
+            for blob in batch.column(0).to_pylist():
+                yield from pa.ipc.open_stream(blob).read_all().cast(arrow).to_batches()
+
+    return results.filter(F.col("error").isNull()).select(column).mapInArrow(unpack, from_arrow_schema(arrow))
 
 
-def _commit(spark, lake: Lake, model: str, ok, hashes: dict[str, str], n_areas: int) -> int:
+def _commit(spark, lake: Lake, model: str, results, hashes: dict[str, str], n_areas: int) -> int:
     """The built brains' (model, brain) partitions of graph_meshes, graph_edges and graph_nodes replaced,
     one commit per table; nodes last, since a brain's graph counts as built once its nodes are committed.
     Returns the graph_nodes version."""
     tag = spark.createDataFrame(sorted(hashes.items()), "brain_id string, graph_hash string")
-    edges = spark.createDataFrame(ok.flatMap(lambda r: [(r["brain_id"], s, d) for s, d in zip(r["src"], r["dst"])]),
-                                  "brain_id string, src long, dst long")
-    edges = edges.join(F.broadcast(tag), "brain_id").withColumn("model_version", F.lit(model))
-    nodes = spark.createDataFrame(ok.flatMap(lambda r: r["nodes"]), _node_schema())
-    nodes = with_pmap(spark, lake, nodes, ["brain_id", "node_id"], n_areas)
+    edges = _unpacked(results, "edges", _EDGES).join(F.broadcast(tag), "brain_id").withColumn("model_version",
+                                                                                             F.lit(model))
+    nodes = with_pmap(spark, lake, _unpacked(results, "nodes", _node_arrow()), ["brain_id", "node_id"], n_areas)
     fe = read_dataframe(spark, lake, "features").filter(F.col("model_version") == model).select(
         "patch_id", F.col("embedding").alias("features"))
     nodes = nodes.join(fe, "patch_id").join(F.broadcast(tag), "brain_id").withColumn("model_version", F.lit(model))
-    meshes = spark.createDataFrame(ok.map(lambda r: (
-        r["brain_id"], model, len(r["mesh_vertices"]), len(r["mesh_faces"]),
-        r["mesh_vertices"].ravel().tolist(), r["mesh_faces"].ravel().tolist(), r["node_vertex"].tolist())),
-        "brain_id string, model_version string, n_vertices long, n_faces long, vertices array<double>, "
-        "faces array<long>, node_vertex array<long>").join(F.broadcast(tag), "brain_id")
+    meshes = (_unpacked(results, "mesh", _MESHES).withColumn("model_version", F.lit(model))
+              .join(F.broadcast(tag), "brain_id"))
     parts = {"model_version": [model], "brain_id": sorted(hashes)}
     write_dataframe(lake, "graph_meshes", meshes, "replace_partitions", parts)
     write_dataframe(lake, "graph_edges", edges, "replace_partitions", parts)
@@ -137,15 +162,14 @@ def run_build_graph(settings: Settings, spark, model_version: str, brains: list[
     if not plan.build:
         return summary
     results = _compute(settings, spark, atlas, areas, plan.build)
-    for r in results.map(_light).collect():
-        if r.get("error"):
-            summary.failed[r["brain_id"]] = r["error"]
+    for b, error, built in results.select("brain_id", "error", "summary").collect():
+        if error:
+            summary.failed[b] = error
         else:
-            summary.built[r["brain_id"]] = r
+            summary.built[b] = json.loads(built)
     if summary.built:
         hashes = {w.brain_id: w.graph_hash for w in plan.build if w.brain_id in summary.built}
-        summary.version = _commit(spark, lake, model_version, results.filter(lambda r: "error" not in r), hashes,
-                                  areas.num_rows)
+        summary.version = _commit(spark, lake, model_version, results, hashes, areas.num_rows)
     results.unpersist()
     for b, r in sorted(summary.built.items()):
         log(f"  {b}: {r['vertices']} mesh vertices -> {r['nodes']} nodes, {r['edges'] // 2} edges, "
