@@ -1,6 +1,6 @@
 """The evaluate job: the comparison for every feature model in `evaluate.models`, its metrics in the lake,
 and `paths.reports/<run>/report.md`. The run name is a fingerprint of the graphs and settings, so a rerun
-on the same lake trains nothing, writes no metrics, and rewrites the same report."""
+on the same lake trains nothing, writes no metrics, and rewrites the same report (`eval/plan.py`)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ import pyarrow.compute as pc
 
 from cytolake.config import Settings
 from cytolake.eval.compare import compare_model, ModelResult
+from cytolake.eval.plan import evaluation_run, metrics_to_commit
 from cytolake.eval.report import comparison_table, write_report
 from cytolake.export.job import report_section, run_export
-from cytolake.gnn.job import metric_rows
 from cytolake.lake import Lake
-from cytolake.lake.fingerprint import short_fingerprint
 
 
 def run_evaluate(settings: Settings, log=print) -> tuple[str, list[ModelResult]]:
@@ -22,17 +21,11 @@ def run_evaluate(settings: Settings, log=print) -> tuple[str, list[ModelResult]]
     for m in settings.evaluate.models:
         log(f"evaluate: {m}")
         results.append(compare_model(settings, m, log=log))
-    run = "eval-" + short_fingerprint({"graphs": {r.model_version: r.graphs.graph_hashes for r in results},
-                                       "gnn": settings.gnn.model_dump(mode="json"),
-                                       "evaluate": settings.evaluate.model_dump(mode="json")})
-    if not lake.read("metrics", ["run_id"], filters=pc.field("run_id") == run).num_rows:
-        for r in results:
-            for method in ("pmap-argmax", "linear"):
-                lake.merge("metrics", metric_rows(run, r.model_version, method,
-                                                  r.seed_scores[method][0], {"method": method}))
-            for c in r.clusters:
-                lake.merge("metrics", metric_rows(run, r.model_version, "clustering",
-                                                  {f"all_ari_k{c['k']}": c["ari"], f"all_nmi_k{c['k']}": c["nmi"]}, {}))
+    run = evaluation_run({r.model_version: r.graphs.graph_hashes for r in results}, settings)
+    committed = lake.read("metrics", ["run_id"], filters=pc.field("run_id") == run).num_rows > 0
+    rows = metrics_to_commit(run, results, committed)
+    if rows is not None:
+        lake.merge("metrics", rows)
     areas = lake.read("areas").sort_by("area_index").to_pylist()
     names = [f"{a['name']}_{a['hemisphere']}" if a["hemisphere"] != "B" else a["name"] for a in areas]
     sections = {(s["brain_id"], s["section_id"]): s for s in lake.read("sections").to_pylist()}

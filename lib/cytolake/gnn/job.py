@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from cytolake.config import Settings
 from cytolake.gnn.data import GraphSet, load_graphs
+from cytolake.gnn.plan import reusable_predictions
 from cytolake.gnn.train import Inputs, fit, node_inputs, node_prior, predict, split_masks
 from cytolake.lake import Lake
 from cytolake.lake.fingerprint import short_fingerprint
@@ -40,14 +41,9 @@ def run_id(gs: GraphSet, kind: Inputs, settings: Settings) -> str:
     return f"{'gnnplus' if kind == 'gnn+' else 'gnn'}-{gs.model_version}-{short_fingerprint(key)}"
 
 
-def _existing(lake: Lake, rid: str, gs: GraphSet) -> np.ndarray | None:
-    if not lake.exists("predictions"):
-        return None
-    t = lake.read("predictions", ["brain_id", "node_id", "predicted"], filters=pc.field("run_id") == rid)
-    if t.num_rows != len(gs):
-        return None
-    t = t.sort_by([("brain_id", "ascending"), ("node_id", "ascending")])
-    return t["predicted"].to_numpy()
+def predictions_of(lake: Lake, rid: str) -> pa.Table:
+    """The committed predictions (brain_id, node_id, predicted) of run `rid`, empty when there are none."""
+    return lake.read("predictions", ["brain_id", "node_id", "predicted"], filters=pc.field("run_id") == rid)
 
 
 def score(gs: GraphSet, predicted: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, float]:
@@ -75,34 +71,43 @@ def metric_rows(rid: str, model_version: str, stage: str, scores: dict[str, floa
     return schema("metrics").table(rows)
 
 
+def _prediction_table(rid: str, gs: GraphSet, kind: Inputs, probs: np.ndarray) -> pa.Table:
+    return pa.table({
+        "run_id": pa.array([rid] * len(gs)), "brain_id": pa.array(gs.brain), "node_id": pa.array(gs.node_id),
+        "model_version": pa.array([gs.model_version] * len(gs)), "gnn": pa.array([kind] * len(gs)),
+        "split": pa.array(gs.split), "label": pa.array(np.where(gs.label >= 0, gs.label, 0), pa.int32(), mask=gs.label < 0),
+        "predicted": pa.array(probs.argmax(1), pa.int32()),
+        "probabilities": pa.ListArray.from_arrays(pa.array(np.arange(0, probs.size + 1, probs.shape[1], dtype=np.int32)),
+                                                  pa.array(probs.reshape(-1), pa.float32()))})
+
+
+def _fit_predict(settings: Settings, rid: str, gs: GraphSet, kind: Inputs, masks: dict[str, np.ndarray],
+                 n_classes: int, log) -> tuple[np.ndarray, object]:
+    """Train the GAT on the train mask (the epoch chosen on validation); (per-node probabilities, the fit)."""
+    import torch
+
+    x, prior = node_inputs(gs, kind), node_prior(gs, kind)
+    log(f"train_gnn {rid}: {len(gs)} nodes ({int(masks['train'].sum())} train, {int(masks['validation'].sum())} "
+        f"validation), {len(gs.src)} directed edges, {x.shape[1]} inputs")
+    fitted = fit(x, gs.src, gs.dst, gs.label, masks["train"], masks["validation"], n_classes, settings.gnn, log, prior)
+    probs = predict(fitted.model, torch.from_numpy(x), torch.from_numpy(np.stack([gs.src, gs.dst])).long(),
+                    None if prior is None else torch.from_numpy(prior))
+    return probs, fitted
+
+
 def run_train_gnn(settings: Settings, model_version: str, kind: Inputs, gs: GraphSet | None = None, log=print) -> GnnRun:
     lake = Lake(settings.paths.lake)
     gs = gs or load_graphs(lake, model_version)
     rid = run_id(gs, kind, settings)
     masks = split_score_masks(gs, settings)
-    done = _existing(lake, rid, gs)
+    done = reusable_predictions(predictions_of(lake, rid), len(gs))
     if done is not None:
         log(f"train_gnn {rid}: predictions exist, nothing to train")
         return GnnRun(rid, kind, model_version, done, score(gs, done, masks), trained=False)
-    n_classes = lake.read("areas", ["area_index"]).num_rows
-    x, prior = node_inputs(gs, kind), node_prior(gs, kind)
-    log(f"train_gnn {rid}: {len(gs)} nodes ({int(masks['train'].sum())} train, {int(masks['validation'].sum())} "
-        f"validation), {len(gs.src)} directed edges, {x.shape[1]} inputs")
-    fitted = fit(x, gs.src, gs.dst, gs.label, masks["train"], masks["validation"], n_classes, settings.gnn, log, prior)
-    import torch
-
-    probs = predict(fitted.model, torch.from_numpy(x), torch.from_numpy(np.stack([gs.src, gs.dst])).long(),
-                    None if prior is None else torch.from_numpy(prior))
+    probs, fitted = _fit_predict(settings, rid, gs, kind, masks, lake.read("areas", ["area_index"]).num_rows, log)
     pred = probs.argmax(1)
     scores = score(gs, pred, masks)
-    preds = pa.table({
-        "run_id": pa.array([rid] * len(gs)), "brain_id": pa.array(gs.brain), "node_id": pa.array(gs.node_id),
-        "model_version": pa.array([model_version] * len(gs)), "gnn": pa.array([kind] * len(gs)),
-        "split": pa.array(gs.split), "label": pa.array(np.where(gs.label >= 0, gs.label, 0), pa.int32(), mask=gs.label < 0),
-        "predicted": pa.array(pred, pa.int32()),
-        "probabilities": pa.ListArray.from_arrays(pa.array(np.arange(0, probs.size + 1, probs.shape[1], dtype=np.int32)),
-                                                  pa.array(probs.reshape(-1), pa.float32()))})
-    lake.write_arrow("predictions", preds, "replace_partitions", {"run_id": [rid]})
+    lake.write_arrow("predictions", _prediction_table(rid, gs, kind, probs), "replace_partitions", {"run_id": [rid]})
     details = {"kind": kind, "best_epoch": fitted.best_epoch, "epochs": len(fitted.history), "sampled": fitted.sampled,
                "graphs": gs.graph_hashes}
     lake.merge("metrics", metric_rows(rid, model_version, "train_gnn", scores, details))

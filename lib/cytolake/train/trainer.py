@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,7 +22,8 @@ from cytolake.config import Settings, TrainSettings
 from cytolake.lake import Lake
 from cytolake.train.augment import Augment, batch_generator
 from cytolake.train.loss import anchor_losses
-from cytolake.train.model import build_encoder, save_atomic, save_encoder, to_input
+from cytolake.train.model import Encoder, build_encoder, save_atomic, save_encoder, to_input
+from cytolake.train.plan import TrainPlan, plan_training
 from cytolake.train.reader import PatchStream, snapshot_units
 
 
@@ -60,6 +62,111 @@ def lr_at(step: int, total: int, t: TrainSettings) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+@dataclass
+class _Training:
+    """What a run trains, averages and checkpoints: the encoder, and the classifier when supervised."""
+
+    model: Encoder
+    classifier: nn.Linear | None
+    net: nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+
+    def state(self, step: int) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(), "step": step,
+                "classifier": None if self.classifier is None else self.classifier.state_dict()}
+
+    def load(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        if self.classifier is not None:
+            self.classifier.load_state_dict(state["classifier"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+
+
+def _training(t: TrainSettings, n_areas: int, total: int, device: torch.device) -> _Training:
+    model = build_encoder(t).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    classifier = nn.Linear(model.feature_dim, n_areas).to(device) if t.objective == "supervised" else None
+    net = nn.ModuleDict({"encoder": model, "classifier": classifier}) if classifier is not None else model
+    opt = torch.optim.AdamW(net.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    return _Training(model, classifier, net, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, total, t)))
+
+
+def _step(tr: _Training, t: TrainSettings, batch: dict, epoch: int, n_areas: int, augment, dist,
+          device: torch.device, autocast) -> torch.Tensor:
+    """One optimiser step on this rank's share of a global batch; the global loss."""
+    x = to_input(batch["image"].to(device, non_blocking=True))
+    if augment is not None:
+        x = augment(x, batch_generator(t.seed, epoch, dist.rank, batch["step"], device))
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    if tr.classifier is not None:
+        loss, global_loss = supervised_loss_step(tr.model, tr.classifier, x, batch["label"].to(device), dist, autocast)
+    else:
+        p = (batch["pmap"] if t.objective == "contrastive"
+             else nn.functional.one_hot(batch["label"].long(), n_areas).float())
+        loss, global_loss = contrastive_loss_step(tr.model, x, p.to(device), dist, t.tau, t.include_self_weight,
+                                                  autocast)
+    tr.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    dist.average_gradients(tr.net)
+    tr.opt.step()
+    tr.sched.step()
+    return global_loss
+
+
+class _Record:
+    """Rank 0's account of a run: metrics.csv, TensorBoard, the log and the checkpoint."""
+
+    def __init__(self, out: Path, t: TrainSettings, plan: TrainPlan, world: int, log):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.out, self.t, self.plan, self.world, self.log = out, t, plan, world, log
+        self.writer = SummaryWriter(str(out / "tensorboard"))
+        self.t0 = time.perf_counter()
+
+    def step(self, tr: _Training, step: int, epoch: int, loss: torch.Tensor) -> None:
+        t, total = self.t, self.plan.total
+        row = {"step": step, "epoch": epoch, "loss": float(loss), "lr": tr.sched.get_last_lr()[0],
+               "samples_per_s": (step - self.plan.start) * t.batch_size * self.world / (time.perf_counter() - self.t0)}
+        path = self.out / "metrics.csv"
+        new = not path.is_file()
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+        self.writer.add_scalar("loss", row["loss"], step)
+        self.writer.add_scalar("lr", row["lr"], step)
+        if step % 10 == 0 or step == total:
+            self.log(f"step {step}/{total} epoch {epoch} loss {row['loss']:.4f} lr {row['lr']:.2e} "
+                     f"{row['samples_per_s']:.1f} samples/s")
+        if step % t.checkpoint_every == 0 or step == total:
+            save_atomic(tr.state(step), self.out / "checkpoint.pt")
+
+
+def _train(tr: _Training, t: TrainSettings, plan: TrainPlan, stream: PatchStream, n_areas: int, dist,
+           device: torch.device, record: _Record | None) -> int:
+    """The plan's remaining steps; returns the step reached."""
+    augment = Augment(brightness=t.augment_brightness, contrast=t.augment_contrast) if t.augment else None
+    autocast = torch.bfloat16 if device.type == "cuda" and t.bf16 else None
+    tr.net.train()
+    step = plan.start
+    for epoch, first, _ in plan.segments:
+        stream.set_epoch(epoch, first)
+        for batch in stream.batches(t.workers):
+            loss = _step(tr, t, batch, epoch, n_areas, augment, dist, device, autocast)
+            step += 1
+            if record is not None:
+                record.step(tr, step, epoch, loss)
+            if step >= plan.total:
+                break
+    return step
+
+
 def run_train_contrastive(settings: Settings, dist, log=print) -> Path:
     """Train (or resume) the encoder; returns the model folder `paths.models/<model_version>/`."""
     t = settings.train
@@ -69,93 +176,26 @@ def run_train_contrastive(settings: Settings, dist, log=print) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     dist.barrier()
     lake = Lake(settings.paths.lake)
-    supervised = t.objective == "supervised"
     n_areas = lake.read("areas", ["area_index"]).num_rows
     units = snapshot_units(lake, splits=list(t.splits), brains=list(t.brains) or None, labelled=t.objective != "contrastive")
     stream = PatchStream(units, t.batch_size, dist.rank, dist.world, t.seed, t.shuffle_buffer, drop_last=True)
-    augment = Augment(brightness=t.augment_brightness, contrast=t.augment_contrast) if t.augment else None
-    per_epoch = stream.batches_per_epoch()
-    if per_epoch == 0:
-        raise RuntimeError(f"no full batch of {t.batch_size} x {dist.world} patches in splits {list(t.splits)}: tile first")
-    total = min(t.max_steps or per_epoch * t.epochs, per_epoch * t.epochs)
-    cuda = torch.cuda.is_available()
-    device = torch.device(f"cuda:{dist.local_rank}" if cuda else "cpu")
-    model = build_encoder(t).to(device)
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    classifier = nn.Linear(model.feature_dim, n_areas).to(device) if supervised else None
-    # what is trained, averaged and checkpointed: the encoder, and the classifier when supervised
-    net = nn.ModuleDict({"encoder": model, "classifier": classifier}) if supervised else model
-    opt = torch.optim.AdamW(net.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, total, t))
-    step = 0
+    device = torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
     ckpt = out / "checkpoint.pt"
-    if ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        if supervised:
-            classifier.load_state_dict(state["classifier"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        step = state["step"]
-        log(f"resuming {t.model_version} at step {step}")
-    dist.broadcast_parameters(net)
-    autocast = torch.bfloat16 if cuda and t.bf16 else None
-    writer = None
-    if dist.rank == 0:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(out / "tensorboard"))
-        log(f"training {t.model_version} ({t.objective}): {dist.world} process(es) ({dist.name}), {per_epoch} steps/epoch, "
-            f"{total} steps, global batch {t.batch_size * dist.world}, on {device}")
-    metrics_path = out / "metrics.csv"
-    net.train()
-    t0, done = time.perf_counter(), step
-    while step < total:
-        epoch, start = divmod(step, per_epoch)
-        stream.set_epoch(epoch, start)
-        for batch in stream.batches(t.workers):
-            x = to_input(batch["image"].to(device, non_blocking=True))
-            if augment is not None:
-                x = augment(x, batch_generator(t.seed, epoch, dist.rank, batch["step"], device))
-            if cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
-            if supervised:
-                loss, global_loss = supervised_loss_step(model, classifier, x, batch["label"].to(device), dist, autocast)
-            else:
-                p = (batch["pmap"] if t.objective == "contrastive"
-                     else nn.functional.one_hot(batch["label"].long(), n_areas).float())
-                loss, global_loss = contrastive_loss_step(model, x, p.to(device), dist, t.tau, t.include_self_weight,
-                                                          autocast)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            dist.average_gradients(net)
-            opt.step()
-            sched.step()
-            step += 1
-            if dist.rank == 0:
-                row = {"step": step, "epoch": epoch, "loss": float(global_loss), "lr": sched.get_last_lr()[0],
-                       "samples_per_s": (step - done) * t.batch_size * dist.world / (time.perf_counter() - t0)}
-                new = not metrics_path.is_file()
-                with open(metrics_path, "a", newline="") as f:
-                    w = csv.DictWriter(f, fieldnames=list(row))
-                    if new:
-                        w.writeheader()
-                    w.writerow(row)
-                writer.add_scalar("loss", row["loss"], step)
-                writer.add_scalar("lr", row["lr"], step)
-                if step % 10 == 0 or step == total:
-                    log(f"step {step}/{total} epoch {epoch} loss {row['loss']:.4f} lr {row['lr']:.2e} "
-                        f"{row['samples_per_s']:.1f} samples/s")
-                if step % t.checkpoint_every == 0 or step == total:
-                    save_atomic({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                 "scheduler": sched.state_dict(), "step": step,
-                                 "classifier": classifier.state_dict() if supervised else None}, ckpt)
-            if step >= total:
-                break
-    if dist.rank == 0:
-        save_encoder(out, model, t, dist.world, step)
-        writer.close()
+    state = torch.load(ckpt, map_location=device, weights_only=False) if ckpt.is_file() else None
+    plan = plan_training(t, stream.batches_per_epoch(), dist.world, None if state is None else state["step"])
+    tr = _training(t, n_areas, plan.total, device)
+    if plan.resume:
+        tr.load(state)
+        log(f"resuming {t.model_version} at step {plan.start}")
+    dist.broadcast_parameters(tr.net)
+    record = _Record(out, t, plan, dist.world, log) if dist.rank == 0 else None
+    if record is not None:
+        log(f"training {t.model_version} ({t.objective}): {dist.world} process(es) ({dist.name}), {plan.per_epoch} "
+            f"steps/epoch, {plan.total} steps, global batch {t.batch_size * dist.world}, on {device}")
+    step = _train(tr, t, plan, stream, n_areas, dist, device, record)
+    if record is not None:
+        save_encoder(out, tr.model, t, dist.world, step)
+        record.writer.close()
         log(f"encoder saved to {out / 'encoder.pt'}")
     dist.barrier()
     return out
