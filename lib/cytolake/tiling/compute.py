@@ -27,7 +27,10 @@ def stage_a(spark, plan: TilePlan, t: TilingSettings, inv_affine: np.ndarray, ar
     """The centres of the plan's sections (`outcome_schema`), persisted: stage B and the outcomes both read them."""
     sc = spark.sparkContext
     tasks = max(1, min(plan.todo.num_rows, sc.defaultParallelism * 4))
-    return (spark.createDataFrame(plan.todo.drop_columns(["ingested_at"])).repartition(tasks)
+    todo = plan.todo.drop_columns(["ingested_at"])
+    if not todo.num_rows:  # only removals: Spark cannot take a table without chunks, the empty table has one
+        todo = todo.schema.empty_table()
+    return (spark.createDataFrame(todo).repartition(tasks)
             .mapInArrow(centres_task(t, inv_affine, area_index_of), from_arrow_schema(outcome_schema()))
             .persist(StorageLevel.MEMORY_AND_DISK))
 
