@@ -57,8 +57,8 @@ def cfg(tmp_path, landing) -> Settings:
 @pytest.fixture(scope="session")
 def atlas_lake(tmp_path_factory, spark) -> Path:
     """A lake holding only the registered atlas (`areas` and the ~1M-row `pmaps`), written once per session.
-    Writing `pmaps` is most of what an ingest costs: a test that is not about registering the atlas starts
-    from a copy of this lake (`with_atlas`), and ingest then registers only the brains."""
+    A test that is not about registering the atlas starts from a copy of this lake (`with_atlas`), and its
+    ingest then registers only the brains."""
     base = tmp_path_factory.mktemp("atlas")
     (base / "landing").mkdir()
     run_ingest(settings_at(base), spark, log=quiet)
