@@ -18,7 +18,7 @@ HVD_ENV += CUDA_HOME=$(CUDA_ROOT) CUDAToolkit_ROOT=$(CUDA_ROOT) CUDACXX=$(CUDA_R
 endif
 CONFIG ?= conf/local.yaml
 
-.PHONY: setup demo test bench clean-data
+.PHONY: setup demo test test-fast bench clean-data
 
 setup: $(STAMP) $(HVD_STAMP)
 
@@ -56,8 +56,12 @@ demo: setup
 	$(VENV)/bin/cytolake --config $(CONFIG) tables
 	$(PY) jobs/evaluate.py --config $(CONFIG) --models $(MODELS)
 
+# Everything; `make test-fast` leaves out the end-to-end tests (pytest -m "not slow").
 test: setup
 	$(PY) -m pytest tests
+
+test-fast: setup
+	$(PY) -m pytest tests -m "not slow"
 
 bench: setup
 	@test -d data/lake/patches || $(MAKE) demo

@@ -37,7 +37,7 @@ def synth_landing(tmp_path_factory) -> Path:
     from cytolake.synth.job import run_synthesize
 
     base = tmp_path_factory.mktemp("synth")
-    run_synthesize(settings_at(base), log=lambda *a: None)
+    run_synthesize(settings_at(base), log=quiet)
     return base / "landing"
 
 
@@ -54,17 +54,60 @@ def cfg(tmp_path, landing) -> Settings:
     return settings_at(tmp_path, landing)
 
 
-@pytest.fixture(scope="module")
-def tiled_lake(tmp_path_factory, synth_landing, spark) -> Settings:
-    """Settings of a lake with the synthetic brains ingested and tiled, shared by one test module."""
+@pytest.fixture(scope="session")
+def atlas_lake(tmp_path_factory, spark) -> Path:
+    """A lake holding only the registered atlas (`areas` and the ~1M-row `pmaps`), written once per session.
+    A test that is not about registering the atlas starts from a copy of this lake (`with_atlas`), and its
+    ingest then registers only the brains."""
+    base = tmp_path_factory.mktemp("atlas")
+    (base / "landing").mkdir()
+    run_ingest(settings_at(base), spark, log=quiet)
+    return base / "lake"
+
+
+@pytest.fixture
+def with_atlas(cfg, atlas_lake) -> Settings:
+    """`cfg`, its lake a copy of `atlas_lake` (a real Delta lake on disk): the atlas already registered."""
+    shutil.copytree(atlas_lake, cfg.paths.lake)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def tiled_session(tmp_path_factory, synth_landing, atlas_lake, spark) -> Settings:
+    """The synthetic brains ingested and tiled once per session. Tests use copies of its lake (`tiled_lake`,
+    `tiled_copy`); the landing folder those copies name is this one's, shared: never change it."""
     from cytolake.tiling.job import run_tile
 
     base = tmp_path_factory.mktemp("tiled")
     shutil.copytree(synth_landing, base / "landing")
+    shutil.copytree(atlas_lake, base / "lake")
     cfg = settings_at(base)
-    run_ingest(cfg, spark, log=lambda *a: None)
-    run_tile(cfg, spark, log=lambda *a: None)
+    run_ingest(cfg, spark, log=quiet)
+    run_tile(cfg, spark, log=quiet)
     return cfg
+
+
+def copy_of(tiled: Settings, base: Path) -> Settings:
+    """A private copy of a lake under `base`, with its own models and reports folders, on the same landing
+    (section rows name their image files by absolute path)."""
+    shutil.copytree(tiled.paths.lake, base / "lake")
+    return settings_at(base, tiled.paths.landing)
+
+
+@pytest.fixture(scope="module")
+def tiled_lake(tmp_path_factory, tiled_session) -> Settings:
+    """Settings of a copy of the ingested and tiled lake, shared by one test module."""
+    return copy_of(tiled_session, tmp_path_factory.mktemp("tiled"))
+
+
+@pytest.fixture
+def tiled_copy(tmp_path, tiled_session) -> Settings:
+    """Settings of a copy of the ingested and tiled lake for one test (which may write to its lake)."""
+    return copy_of(tiled_session, tmp_path)
+
+
+def quiet(*a) -> None:
+    pass
 
 
 def with_train(cfg, **kw):
@@ -85,7 +128,7 @@ def write_config(cfg: Settings, path: Path) -> Path:
 
 
 def ingest(cfg, spark):
-    return run_ingest(cfg, spark, log=lambda *a: None)
+    return run_ingest(cfg, spark, log=quiet)
 
 
 def sections(cfg) -> dict:

@@ -82,9 +82,10 @@ def standalone_cluster(base: Path, env: dict):
         _stop(procs)
 
 
-def test_ingest_tile_embed_submitted_to_a_standalone_cluster(tmp_path, synth_landing, tiled_lake):
+def test_ingest_tile_embed_submitted_to_a_standalone_cluster(tmp_path, synth_landing, tiled_lake, atlas_lake):
     shutil.copytree(synth_landing, tmp_path / "landing")
     cfg = settings_at(tmp_path)
+    shutil.copytree(atlas_lake, cfg.paths.lake)  # the atlas is registered on the driver: not what this test is about
     conf = str(write_config(cfg, tmp_path / "cluster.yaml"))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "lib"), "PYSPARK_PYTHON": sys.executable,
            "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_HOME": str(_spark_home()), "SPARK_LOCAL_IP": "127.0.0.1",

@@ -12,6 +12,8 @@ import torch
 from cytolake.train.model import Encoder
 
 HELPER = Path(__file__).parent / "helpers" / "dist_step.py"
+
+pytestmark = pytest.mark.slow  # torchrun and horovodrun launch processes of their own
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
 
 

@@ -27,6 +27,7 @@ def _svs() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data" / "cmu_small_region.svs"
 
 
+@pytest.mark.usefixtures("with_atlas")
 def test_ome_zarr_sections_give_the_same_patches_as_tiff(cfg, spark, landing):
     src, dst = landing / "B01", landing / "Z01"
     (dst / "images").mkdir(parents=True)
@@ -54,6 +55,7 @@ def test_ome_zarr_sections_give_the_same_patches_as_tiff(cfg, spark, landing):
         assert z["image"] == r["image"] and z["pmap"] == r["pmap"] and z["label"] == r["label"]
 
 
+@pytest.mark.usefixtures("with_atlas")
 def test_real_aperio_svs_is_ingested_and_tiled_as_luma(cfg, spark, landing):
     svs = _svs()
     d = landing / "S01" / "images"

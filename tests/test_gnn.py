@@ -15,30 +15,22 @@ from cytolake.gnn.job import run_train_gnn
 from cytolake.gnn.sampling import Csr, sample
 from cytolake.gnn.train import fit, predict
 from cytolake.graph.job import run_build_graph
-from cytolake.ingest.job import run_ingest
 from cytolake.lake import Lake
 from cytolake.lake.sql import query
 from cytolake.metrics import macro_f1
-from cytolake.tiling.job import run_tile
 from cytolake.train.dist import Single
 from cytolake.train.model import RANDOM_INIT
 from cytolake.train.trainer import run_train_contrastive
 
-from conftest import ROOT, settings_at
+from conftest import ROOT
 
 quiet = dict(log=lambda *a: None)
 MODELS = ("test-contrastive", RANDOM_INIT)
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory, synth_landing, spark):
-    import shutil
-
-    base = tmp_path_factory.mktemp("gnn")
-    shutil.copytree(synth_landing, base / "landing")
-    cfg = settings_at(base)
-    run_ingest(cfg, spark, **quiet)
-    run_tile(cfg, spark, **quiet)
+def evaluated(tiled_lake, spark):
+    cfg = tiled_lake
     run_train_contrastive(cfg, Single(), **quiet)
     for m in MODELS:
         run_embed(cfg, spark, m, **quiet)
@@ -140,6 +132,7 @@ def test_neighbour_sampling_returns_seeds_first_and_only_real_edges():
     assert {(int(nodes[a]), int(nodes[b])) for a, b in ei.t().tolist()} <= real
 
 
+@pytest.mark.slow
 def test_predictions_cover_every_node_and_a_rerun_trains_nothing(evaluated):
     cfg, _, results = evaluated
     lake = Lake(cfg.paths.lake)
@@ -156,6 +149,7 @@ def test_predictions_cover_every_node_and_a_rerun_trains_nothing(evaluated):
     assert {r["split"]: r["value"] for r in stored}["test"] == pytest.approx(again.scores["test_macro_f1"])
 
 
+@pytest.mark.slow
 def test_gnn_plus_is_trained_and_predicts_with_the_pmap_prior(evaluated):
     """`run_train_gnn` hands GNN+ the pmap prior (what `fit` does with it is tested above): on the tiny lake,
     whose features carry little, GNN+ agrees with pmap-argmax on about half the nodes (0.50-0.52 in two runs;
@@ -167,6 +161,7 @@ def test_gnn_plus_is_trained_and_predicts_with_the_pmap_prior(evaluated):
         assert follows["gnn+"] > 0.42 and follows["gnn+"] > follows["gnn"] + 0.27, (r.model_version, follows)
 
 
+@pytest.mark.slow
 def test_the_report_and_its_images_are_written(evaluated):
     cfg, path, results = evaluated
     text = path.read_text()
@@ -196,6 +191,7 @@ def _run_notebook(name: str, config: Path) -> None:
         del os.environ["CYTOLAKE_CONFIG"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["explore_lake.ipynb", "evaluation.ipynb"])
 def test_notebooks_run_on_the_lake(evaluated, tmp_path, name):
     cfg, _, _ = evaluated

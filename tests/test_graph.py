@@ -10,28 +10,19 @@ from cytolake.embed.job import model_dir, run_embed
 from cytolake.graph.build import fsaverage_graph, graph_from_mesh
 from cytolake.graph.job import run_build_graph
 from cytolake.graph.mesh import SectionPlane, reconstruct, surface_mesh
-from cytolake.ingest.job import run_ingest
 from cytolake.io.images import read_info
 from cytolake.lake import Lake
-from cytolake.tiling.job import run_tile
 from cytolake.tiling.mask import section_cortex_mask
 from cytolake.train.model import to_input
 from cytolake.train.model import RANDOM_INIT, load_encoder
 
-from conftest import settings_at
 
 quiet = dict(log=lambda *a: None)
 
 
 @pytest.fixture(scope="module")
-def graphs(tmp_path_factory, synth_landing, spark):
-    import shutil
-
-    base = tmp_path_factory.mktemp("graph")
-    shutil.copytree(synth_landing, base / "landing")
-    cfg = settings_at(base)
-    run_ingest(cfg, spark, **quiet)
-    run_tile(cfg, spark, **quiet)
+def graphs(tiled_lake, spark):
+    cfg = tiled_lake
     first = run_embed(cfg, spark, RANDOM_INIT, **quiet)
     summary = run_build_graph(cfg, spark, RANDOM_INIT, **quiet)
     return cfg, first, summary

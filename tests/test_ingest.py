@@ -3,10 +3,13 @@ tests/reliability)."""
 
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pyarrow as pa
 import pytest
 import tifffile
 
+from cytolake.atlas.pmaps import Atlas
 from cytolake.io.images import write_pyramid_tiff
 from cytolake.lake import Lake
 from cytolake.lake.sql import query
@@ -27,9 +30,13 @@ def test_ingest_registers_everything_and_is_idempotent(cfg, spark):
     areas = lake.read("areas").to_pylist()
     assert len(areas) == 103 and [a["area_index"] for a in areas] == list(range(103))
     assert not any(a["name"].startswith(("WM_", "GM_")) for a in areas)
+    # pmaps: every non-zero voxel of the registered areas' maps, scaled, checked against nibabel's read
+    atlas = Atlas(cfg.atlas)
+    raw = np.asanyarray(nib.load(atlas.maps_path).dataobj)[..., [a["area_id"] for a in areas]].astype(np.float64)
     pm = lake.read("pmaps")
-    assert pm.num_rows > 1_000_000 and pa.compute.min(pm["probability"]).as_py() > 0
-    assert pa.compute.max(pm["probability"]).as_py() <= 1.0
+    assert pm.num_rows == np.count_nonzero(raw) > 1_000_000 and pa.compute.min(pm["probability"]).as_py() > 0
+    assert pa.compute.sum(pm["probability"]).as_py() == pytest.approx(raw.sum() * atlas.scale, rel=1e-6)
+    assert pa.compute.max(pm["probability"]).as_py() == pytest.approx(raw.max() * atlas.scale, rel=1e-6)
     secs = sections(cfg)
     assert len(secs) == 6 and {r["status"] for r in secs.values()} == {"ok"}
     r = secs[("B01", 1)]
@@ -45,6 +52,7 @@ def test_ingest_registers_everything_and_is_idempotent(cfg, spark):
         assert snapshot(lake, t) == before, t
 
 
+@pytest.mark.usefixtures("with_atlas")
 def test_changed_section_is_updated_in_place(cfg, spark):
     ingest(cfg, spark)
     before = sections(cfg)
@@ -61,6 +69,7 @@ def test_changed_section_is_updated_in_place(cfg, spark):
             assert after[k] == before[k]
 
 
+@pytest.mark.usefixtures("with_atlas")
 def test_sql_joins_sections_and_areas_and_is_read_only(cfg, spark):
     ingest(cfg, spark)
     lake = Lake(cfg.paths.lake)

@@ -24,7 +24,8 @@ def _check(cfg, tmp_path, capsys, *brains) -> tuple[int, list[str]]:
     return code, [line for line in capsys.readouterr().out.splitlines() if line]
 
 
-def test_check_finds_every_bad_input_ingest_rejects_and_touches_no_table(cfg, spark, landing, tmp_path, capsys):
+def test_check_finds_every_bad_input_ingest_rejects_and_touches_no_table(cfg, spark, landing, tmp_path, capsys,
+                                                                         atlas_lake):
     for b in ("B03", "B04", "B05"):
         _copy_brain(landing, "B01", b)
     b1, b2 = landing / "B01", landing / "B02"
@@ -70,6 +71,7 @@ def test_check_finds_every_bad_input_ingest_rejects_and_touches_no_table(cfg, sp
         assert got.startswith(where) and words in got, (where, words, got)
 
     # ingest rejects exactly these: every section check flagged is an error section, the malformed manifest a brain error
+    shutil.copytree(atlas_lake, cfg.paths.lake)  # the atlas registered, as a first ingest would
     s = ingest(cfg, spark)
     errors = {(r["brain_id"], r["section_id"]) for r in Lake(cfg.paths.lake).read("sections").to_pylist()
               if r["status"] == "error"}
@@ -85,6 +87,7 @@ def test_check_of_a_good_landing_and_of_named_brains(cfg, landing, tmp_path, cap
     assert code == 3 and len(out) == 2 and "B09: no such brain" in out[0] and "B02/manifest.csv:2: section 1:" in out[1]
 
 
+@pytest.mark.usefixtures("with_atlas")
 def test_init_then_fill_the_transforms_then_check_then_ingest(cfg, spark, landing, tmp_path, capsys):
     new = landing / "B07"
     shutil.copytree(landing / "B01" / "images", new / "images")

@@ -17,7 +17,9 @@ from cytolake.tiling.mask import mask_level, section_mask
 
 
 @pytest.fixture
-def tiled(cfg, spark):
+def tiled(with_atlas, spark):
+    """Ingested and tiled on this test's own landing folder, which it may change."""
+    cfg = with_atlas
     run_ingest(cfg, spark, log=lambda *a: None)
     summary = run_tile(cfg, spark, log=lambda *a: None)
     return cfg, summary
@@ -27,12 +29,12 @@ def patches(cfg) -> list[dict]:
     return Lake(cfg.paths.lake).read("patches").to_pylist()
 
 
-def test_patch_count_is_grid_points_inside_mask(tiled):
-    cfg, summary = tiled
+def test_patch_count_is_grid_points_inside_mask(tiled_lake):
+    cfg = tiled_lake
     t = cfg.tiling
     secs = {(s["brain_id"], s["section_id"]): s for s in Lake(cfg.paths.lake).read("sections").to_pylist()}
     rows = patches(cfg)
-    assert not summary.failed and len(rows) > 100
+    assert {s["status"] for s in secs.values()} == {"ok"} and len(rows) > 100
     for key, s in secs.items():
         info = read_info(s["image_uri"])
         ml = mask_level(info.level_shapes, s["spacing_um"], t.mask_spacing_um)
@@ -44,8 +46,8 @@ def test_patch_count_is_grid_points_inside_mask(tiled):
         assert 0.05 < mask.mean() < 0.6  # cortex, not the whole field
 
 
-def test_ref_xyz_pmaps_images_labels_and_splits(tiled):
-    cfg, _ = tiled
+def test_ref_xyz_pmaps_images_labels_and_splits(tiled_lake):
+    cfg = tiled_lake
     lake = Lake(cfg.paths.lake)
     secs = {(s["brain_id"], s["section_id"]): s for s in lake.read("sections").to_pylist()}
     atlas = Atlas(cfg.atlas)
@@ -92,8 +94,8 @@ def test_ref_xyz_pmaps_images_labels_and_splits(tiled):
     assert len({r["patch_id"] for r in rows}) == len(rows)
 
 
-def test_rerun_on_unchanged_sections_commits_nothing(tiled, spark):
-    cfg, _ = tiled
+def test_rerun_on_unchanged_sections_commits_nothing(tiled_lake, spark):
+    cfg = tiled_lake
     lake = Lake(cfg.paths.lake)
     v = lake.version("patches")
     before = sorted(r["patch_id"] for r in patches(cfg))
@@ -102,6 +104,7 @@ def test_rerun_on_unchanged_sections_commits_nothing(tiled, spark):
     assert sorted(r["patch_id"] for r in patches(cfg)) == before
 
 
+@pytest.mark.usefixtures("with_atlas")
 def test_truncated_section_is_marked_and_the_others_are_tiled(cfg, spark):
     run_ingest(cfg, spark, log=lambda *a: None)
     lake = Lake(cfg.paths.lake)
@@ -157,8 +160,8 @@ def test_splits_are_stratified_by_annotation_and_deterministic(cfg):
     assert [v for _, v in sorted(four.items())].index("test") in (1, 2)
 
 
-def test_changed_split_config_retiles_only_the_sections_whose_split_changed(tiled, spark):
-    cfg, _ = tiled
+def test_changed_split_config_retiles_only_the_sections_whose_split_changed(tiled_copy, spark):
+    cfg = tiled_copy
     before = {(r["brain_id"], r["section_id"]): r["split"] for r in patches(cfg)}
     assert {v for (b, _), v in before.items() if b == "B02"} == {"transfer"}
     moved = cfg.model_copy(update={"tiling": cfg.tiling.model_copy(update={"transfer_brains": ("B01",)})})

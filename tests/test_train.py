@@ -3,10 +3,12 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from cytolake.eval.probe import probe_table, run_probe
+from cytolake.lake import Lake
 from cytolake.train.dist import Single
 from cytolake.train.model import ensure_random_encoder, load_encoder
 from cytolake.train.trainer import run_train_contrastive
@@ -14,28 +16,42 @@ from cytolake.train.trainer import run_train_contrastive
 from conftest import losses, with_train
 
 
-def test_training_writes_encoder_config_metrics_and_tensorboard(tiled_lake):
-    out = run_train_contrastive(with_train(tiled_lake, model_version="run-a"), Single(), log=lambda *a: None)
+def parameters(enc) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in enc.named_parameters()}
+
+
+def test_training_moves_every_layer_from_its_seeded_start_and_writes_its_outputs(tiled_lake):
+    cfg = with_train(tiled_lake, model_version="run-a")
+    out = run_train_contrastive(cfg, Single(), log=lambda *a: None)
     assert (out / "encoder.pt").is_file() and (out / "config.json").is_file()
     assert any((out / "tensorboard").iterdir())
     l = losses(out)
     assert sorted(l) == list(range(1, 7))
     # a batch where no two patches share any pmap mass has no valid anchor: loss 0, never NaN
-    assert all(v == v and v >= 0 for v in l.values()) and sum(v > 0 for v in l.values()) >= 4
-    enc = load_encoder(out)
-    feats = enc.features(torch.zeros(2, 1, 16, 16))
-    assert feats.shape == (2, 512)  # conf/test.yaml: train.backbone resnet18
+    # (how many of the 6 batches have one depends on which patches the shuffle puts together)
+    assert all(v == v and v >= 0 for v in l.values()) and any(v > 0 for v in l.values())
+    trained = load_encoder(out)
+    assert trained.features(torch.zeros(2, 1, 16, 16)).shape == (2, 512)  # conf/test.yaml: train.backbone resnet18
+    # the start: the architecture seeded from train.seed (the random-init baseline); another seed: another start
+    ensure_random_encoder(cfg, Path(cfg.paths.models) / "start")
+    ensure_random_encoder(with_train(cfg, seed=cfg.train.seed + 1), Path(cfg.paths.models) / "other-start")
+    start, other, now = (parameters(load_encoder(Path(cfg.paths.models) / m)) for m in ("start", "other-start", "run-a"))
+    moved = {k for k in start if not torch.equal(now[k], start[k])}
+    assert moved == set(start)  # every layer learned, the stem as well as the projection head
+    dist = lambda a, b: float(torch.sqrt(sum(((a[k] - b[k]) ** 2).sum() for k in a)))  # noqa: E731
+    assert dist(now, start) < 0.5 * dist(other, start)  # ... from the seeded start, not from somewhere else
 
 
-def test_probe_scores_a_saved_encoder_and_random_init_on_test_sections_and_the_transfer_brain(tiled_lake):
+def test_probe_scores_a_saved_encoder_and_random_init_on_the_same_patches(tiled_lake):
     out = Path(tiled_lake.paths.models) / "probe-me"
     ensure_random_encoder(tiled_lake, out)
     results, path = run_probe(tiled_lake, "probe-me", max_samples=400)
     assert json.loads(path.read_text()) == results and set(results) == {"probe-me", "random-init"}
-    for r in results.values():
-        assert r["classes"] >= 5 and r["train_samples"] > 50
-        for k in ("linear_test_macro_f1", "knn_test_macro_f1", "linear_transfer_macro_f1", "knn_transfer_macro_f1"):
-            assert 0.0 <= r[k] <= 1.0
+    mine, rnd = results["probe-me"], results["random-init"]
+    assert mine["classes"] >= 5 and mine["train_samples"] > 50
+    # the baseline is scored on the same patches, split by split
+    for k in ("classes", "train_samples", "test_samples", "transfer_samples"):
+        assert mine[k] == rnd[k], k
     assert "probe-me" in probe_table(results) and "knn_transfer_macro_f1" in probe_table(results)
 
 
@@ -44,7 +60,9 @@ def test_supervised_objective_trains_the_same_encoder_on_labelled_patches(tiled_
     out = run_train_contrastive(cfg, Single(), log=lambda *a: None)
     l = losses(out)
     assert sorted(l) == [1, 2, 3, 4] and all(v == v and v > 0 for v in l.values())
-    assert l[1] > 1.0  # cross-entropy over ~100 areas starts near log(100), not near the contrastive loss
+    # step 1's loss is the untrained classifier's, near uniform over the areas: cross-entropy near log(areas)
+    n_areas = Lake(cfg.paths.lake).read("areas").num_rows
+    assert l[1] == pytest.approx(np.log(n_areas), rel=0.25)
     enc = load_encoder(out)
     assert enc.features(torch.zeros(2, 1, 16, 16)).shape == (2, 512)
 

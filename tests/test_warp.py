@@ -64,7 +64,7 @@ def expected_pmap(raw, inv, area_ids, xyz) -> np.ndarray:
 
 
 @pytest.fixture
-def warped(cfg, spark, landing):
+def warped(cfg, spark, landing, with_atlas):
     write_field(landing / "B01" / "warps" / "to_mni.nii", "itk", 3.0)  # format inferred from the 5-D field
     write_field(landing / "B02" / "warps" / "to_mni_fsl.nii.gz", "fsl", 2.0)
     set_warp(landing / "B01" / "manifest.csv", "warps/to_mni.nii")

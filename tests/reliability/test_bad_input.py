@@ -15,6 +15,7 @@ from cytolake.lake.sql import query
 from conftest import edit_manifest, ingest, sections, versions
 
 
+@pytest.mark.usefixtures("with_atlas")
 def test_bad_sections_get_status_and_message_and_the_rest_goes_on(cfg, spark, landing):
     ingest(cfg, spark)
     good, before = sections(cfg), versions(cfg)
@@ -49,6 +50,7 @@ def test_bad_sections_get_status_and_message_and_the_rest_goes_on(cfg, spark, la
     assert after["areas"] == before["areas"] and after["pmaps"] == before["pmaps"]
 
 
+@pytest.mark.usefixtures("with_atlas")
 def test_good_sections_survive_next_to_bad_ones_and_recover(cfg, spark, landing):
     ingest(cfg, spark)
     img = landing / "B01" / "images" / "section_0002.tif"
@@ -63,6 +65,7 @@ def test_good_sections_survive_next_to_bad_ones_and_recover(cfg, spark, landing)
     assert {r["status"] for r in secs.values()} == {"ok"} and len(secs) == 6
 
 
+@pytest.mark.usefixtures("with_atlas")
 def test_malformed_manifest_is_a_brain_error(cfg, spark, landing):
     m = landing / "B02" / "manifest.csv"
     m.write_text(m.read_text().splitlines()[0] + '\nB02,1,"images/section_0001.tif,200\n')
@@ -75,6 +78,7 @@ def test_malformed_manifest_is_a_brain_error(cfg, spark, landing):
     assert brains["B02"]["status"] == "error" and "malformed" in brains["B02"]["error"]
 
 
+@pytest.mark.usefixtures("with_atlas")
 def test_same_brain_delivered_again_with_new_content_is_an_update(cfg, spark, landing):
     ingest(cfg, spark)
     m = landing / "B01" / "manifest.csv"
@@ -97,6 +101,7 @@ def test_same_brain_delivered_again_with_new_content_is_an_update(cfg, spark, la
     assert n["n"][0].as_py() == n["d"][0].as_py() == 5
 
 
+@pytest.mark.usefixtures("with_atlas")
 def test_nan_in_a_pmap_is_refused_naming_the_file_and_the_map(cfg, spark, tmp_path):
     ingest(cfg, spark)
     before = versions(cfg)

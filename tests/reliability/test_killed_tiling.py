@@ -10,6 +10,7 @@ import sys
 import time
 
 import pyarrow as pa
+import pytest
 from deltalake import DeltaTable
 
 from cytolake.cli import main as cytolake
@@ -20,6 +21,8 @@ from cytolake.schemas import table_names
 from cytolake.tiling.job import run_tile
 
 from conftest import ROOT, settings_at, write_config
+
+pytestmark = pytest.mark.slow  # the tiling job runs (and is killed) as its own process
 
 
 def quiet(*a):
@@ -34,6 +37,7 @@ def committed(lake: Lake, table: str) -> set[str]:
     return set(pa.table(DeltaTable(str(lake.path(table))).get_add_actions(flatten=True))["path"].to_pylist())
 
 
+@pytest.mark.usefixtures("with_atlas")
 def test_tiling_killed_before_its_commit_changes_nothing_and_a_rerun_completes(cfg, spark, tmp_path):
     run_ingest(cfg, spark, log=quiet)
     run_tile(cfg, spark, ["B01"], log=quiet)  # something already in the lake that must survive

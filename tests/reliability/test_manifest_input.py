@@ -5,6 +5,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 
 from cytolake.io.manifest import read_manifest
 
@@ -33,7 +34,6 @@ def test_a_csv_saved_by_excel_with_a_bom_and_padded_headers_is_read(landing):
 
 
 def test_a_missing_column_names_the_offending_header(landing):
-    import pytest
 
     from cytolake.io.manifest import ManifestError
 
@@ -46,6 +46,7 @@ def test_a_missing_column_names_the_offending_header(landing):
     assert "manifest.csv" in str(e.value) and "'brain_id'" in str(e.value) and "'Brain ID'" in str(e.value)
 
 
+@pytest.mark.usefixtures("with_atlas")
 def test_a_singular_or_implausible_affine_is_a_section_error(cfg, spark, landing):
     m = landing / "B01" / "manifest.csv"
     zero = {f"a{r}{c}": 0.0 for r in range(3) for c in range(3)}
@@ -61,6 +62,7 @@ def test_a_singular_or_implausible_affine_is_a_section_error(cfg, spark, landing
     assert secs[("B01", 3)]["status"] == "ok"
 
 
+@pytest.mark.usefixtures("with_atlas")
 def test_a_deeply_nested_json_manifest_is_that_brains_error(cfg, spark, landing):
     (landing / "B02" / "manifest.csv").unlink()
     (landing / "B02" / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
@@ -93,7 +95,6 @@ def test_json_transform_must_be_16_numbers(landing):
 
 
 def test_json_section_id_must_be_an_integer(landing):
-    import pytest
 
     from cytolake.io.manifest import ManifestError
 

@@ -4,6 +4,8 @@ tile run; the brain's other sections and patches stay as they were. (The later t
 
 import csv
 
+import pytest
+
 from cytolake.lake import Lake
 from cytolake.tiling.job import run_tile
 
@@ -18,6 +20,7 @@ def drop_from_manifest(path, section_id: int) -> None:
         w.writerows(rows)
 
 
+@pytest.mark.usefixtures("with_atlas")
 def test_a_removed_section_leaves_sections_and_patches(cfg, spark, landing):
     ingest(cfg, spark)
     run_tile(cfg, spark, log=lambda *a: None)

@@ -20,6 +20,8 @@ from conftest import ROOT, settings_at, write_config, with_train
 
 BRAIN_TABLES = ("patches", "features", "graph_nodes", "graph_edges")  # partitioned by brain
 
+pytestmark = pytest.mark.slow  # every stage of the pipeline, mostly as its own process
+
 
 def reprocess(conf, *args, **kw):
     return subprocess.Popen([sys.executable, str(ROOT / "jobs" / "reprocess.py"), "--config", str(conf), *args],
@@ -108,6 +110,7 @@ def test_a_run_that_finds_the_lake_locked_exits_4_naming_the_holder(landed):
     assert "locked by pytest-holder" in out and "not starting reprocess" in out
 
 
+@pytest.mark.usefixtures("with_atlas")
 def test_a_failed_stage_is_reported_and_the_stages_after_it_skipped(cfg, spark):
     from cytolake.reprocess import run_reprocess
 
@@ -118,6 +121,7 @@ def test_a_failed_stage_is_reported_and_the_stages_after_it_skipped(cfg, spark):
     assert results[4].detail == "not run: embed failed"
 
 
+@pytest.mark.usefixtures("with_atlas")
 def test_a_damaged_lake_stops_reprocess_before_it_writes(cfg, spark):
     from cytolake.ingest.job import run_ingest
     from cytolake.reprocess import run_reprocess
@@ -134,7 +138,6 @@ def test_a_damaged_lake_stops_reprocess_before_it_writes(cfg, spark):
     assert {t: lake.version(t) for t in table_names()} == before
 
 
-@pytest.mark.slow
 def test_a_section_removed_from_a_manifest_leaves_every_table(landed):
     cfg, conf, _ = landed
     m = cfg.paths.landing / "B01" / "manifest.csv"

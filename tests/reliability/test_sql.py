@@ -49,6 +49,7 @@ def test_values_print_as_text_not_markup(conf, capsys):
     assert table_rows(out) == [["a[b]c", "[/]", "[bold]x[/bold]"]]
 
 
+@pytest.mark.usefixtures("with_atlas")
 def test_ingest_summary_prints_a_brain_id_with_markup_and_the_job_exits_3(cfg, spark, landing):
     from rich.console import Console
 

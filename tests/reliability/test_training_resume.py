@@ -7,12 +7,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from cytolake.train.dist import Single
 from cytolake.train.trainer import run_train_contrastive
 
 from conftest import ROOT, losses, with_train, write_config
+
+pytestmark = pytest.mark.slow  # the training job runs (and is killed) as its own process
 
 
 def test_killed_training_resumes_at_its_step_with_the_same_data(tiled_lake, tmp_path):
