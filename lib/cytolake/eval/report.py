@@ -98,7 +98,11 @@ def _loss_curves(models_dir: Path, results: list[ModelResult], out: Path) -> str
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("step")
         ax.set_ylabel("training loss")
-    name = "encoder_loss.png"
+    return _saved(fig, out, "encoder_loss.png")
+
+
+def _saved(fig, out: Path, name: str) -> str:
+    """The figure written to out/name (and closed); the name, for the report's link."""
     fig.tight_layout()
     fig.savefig(out / name, dpi=90)
     plt.close(fig)
@@ -177,11 +181,7 @@ def _embedding(results: list[ModelResult], n_areas: int, points: int, out: Path)
         ax.scatter(z[:, 0], z[:, 1], c=colours[gs.label[idx]], s=4)
         ax.set_title(f"t-SNE of {r.model_version} node features (colour: true area)")
         ax.axis("off")
-    name = "embedding_tsne.png"
-    fig.tight_layout()
-    fig.savefig(out / name, dpi=90)
-    plt.close(fig)
-    return name
+    return _saved(fig, out, "embedding_tsne.png")
 
 
 def _cluster_map(r: ModelResult, sections: dict, out: Path) -> str | None:

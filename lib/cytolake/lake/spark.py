@@ -104,14 +104,33 @@ def write_dataframe(
     root = str(lake.path(table))
     prefix = f"part-{uuid.uuid4().hex[:12]}"
     out_schema = from_arrow_schema(pa.schema(_FILE_FIELDS))
+    sc = df.sparkSession.sparkContext
+    sc.setJobGroup(prefix, f"write {table}", interruptOnCancel=True)
     try:
         rows = conform(df, table).mapInArrow(_file_writer_task(root, ts.name, prefix), out_schema).collect()
         files = [DataFile(r["path"], r["size"], r["num_records"], json.loads(r["partition_values"]), r["stats"])
                  for r in rows]
         return lake.commit(table, files, mode, partitions)
     except BaseException:
+        _stop_job_group(sc, prefix)
         remove_uncommitted(root, prefix)
         raise
+
+
+def _stop_job_group(sc, group: str, timeout_s: float = 60.0) -> None:
+    """Cancel the write's jobs and wait until none of them runs: when one task fails, the job fails at
+    once while its sibling tasks may still be writing files, which would land after the clean-up."""
+    import time
+
+    sc.cancelJobGroup(group)
+    tracker, deadline = sc.statusTracker(), time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        jobs = [tracker.getJobInfo(j) for j in tracker.getJobIdsForGroup(group)]
+        if all(j is None or j.status not in ("RUNNING", "UNKNOWN") for j in jobs) and not any(
+                (info := tracker.getStageInfo(st)) is not None and info.numActiveTasks
+                for j in jobs if j is not None for st in j.stageIds):
+            return
+        time.sleep(0.1)
 
 
 def read_dataframe(spark, lake: Lake, table: str):

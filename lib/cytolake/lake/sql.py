@@ -237,6 +237,10 @@ def _spark_select_only(spark, sql: str) -> None:
         raise ReadOnlyError(f"only SELECT queries are allowed; refused a {plan.nodeName()} statement")
 
 
+def _time_limit_hit(limits: SqlSettings) -> QueryStopped:
+    return QueryStopped(f"query stopped: it ran past the time limit of {limits.timeout_s:g} s (sql.timeout_s)")
+
+
 def run_spark(spark, lake: Lake, sql: str, max_rows: int | None, limits: SqlSettings | None = None) -> Result:
     """Run one query with Spark SQL over temporary views of the lake's tables; stream the first `max_rows`
     rows (None: all, partition by partition). Only queries are run (`_spark_select_only`), and queries over
@@ -249,40 +253,40 @@ def run_spark(spark, lake: Lake, sql: str, max_rows: int | None, limits: SqlSett
     group = f"cytolake-sql-{uuid.uuid4().hex[:8]}"
     sc.setJobGroup(group, "cytolake sql", interruptOnCancel=True)
     timer = _Deadline(limits.timeout_s, lambda: sc.cancelJobGroup(group))
-    fired = timer.fired
     try:
         df = spark.sql(sql)
-        columns = list(df.columns)
         source = df.limit(max_rows + 1).toArrow().to_batches(BATCH_ROWS) if max_rows is not None else None
     except Exception as e:
         timer.stop()
-        if fired.is_set():
-            raise QueryStopped(f"query stopped: it ran past the time limit of {limits.timeout_s:g} s "
-                               "(sql.timeout_s)") from None
+        if timer.fired.is_set():
+            raise _time_limit_hit(limits) from None
         raise _with_damage(e, damaged) from None
+    return Result(list(df.columns), _spark_batches(df, source, timer, limits), damaged)
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        try:
-            if source is not None:
-                yield from source
-                return
-            rows = []
-            for row in df.toLocalIterator():
-                rows.append(tuple(row))
-                if len(rows) == BATCH_ROWS:
-                    yield _rows_batch(columns, rows)
-                    rows = []
-            if rows:
+
+def _spark_batches(df, source: list[pa.RecordBatch] | None, timer: "_Deadline",
+                   limits: SqlSettings) -> Iterator[pa.RecordBatch]:
+    """The result's batches: the collected first rows (`source`), or every row partition by partition;
+    the deadline is stopped when the stream ends, and named when it cut the stream."""
+    columns = list(df.columns)
+    try:
+        if source is not None:
+            yield from source
+            return
+        rows = []
+        for row in df.toLocalIterator():
+            rows.append(tuple(row))
+            if len(rows) == BATCH_ROWS:
                 yield _rows_batch(columns, rows)
-        except Exception:
-            if fired.is_set():
-                raise QueryStopped(f"query stopped: it ran past the time limit of {limits.timeout_s:g} s "
-                                   "(sql.timeout_s)") from None
-            raise
-        finally:
-            timer.stop()
-
-    return Result(columns, batches(), damaged)
+                rows = []
+        if rows:
+            yield _rows_batch(columns, rows)
+    except Exception:
+        if timer.fired.is_set():
+            raise _time_limit_hit(limits) from None
+        raise
+    finally:
+        timer.stop()
 
 
 def _rows_batch(columns: list[str], rows: list[tuple]) -> pa.RecordBatch:
