@@ -5,18 +5,10 @@ to the tasks, whatever the atlas size."""
 from __future__ import annotations
 
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, DoubleType, LongType, StructField
 
 from cytolake.atlas.corners import CORNER_COLUMNS
 from cytolake.lake import Lake
 from cytolake.lake.spark import read_dataframe
-
-
-def corner_fields() -> list[StructField]:
-    """The corner columns as Spark fields: voxel indices (long) and weights (double), 8 per point."""
-    ci, cj, ck, cw = CORNER_COLUMNS
-    return [StructField(ci, ArrayType(LongType())), StructField(cj, ArrayType(LongType())),
-            StructField(ck, ArrayType(LongType())), StructField(cw, ArrayType(DoubleType()))]
 
 
 def _dense_pmap(n_areas: int):

@@ -18,6 +18,7 @@ from cytolake.config import Settings
 from cytolake.gnn.data import GraphSet, load_graphs
 from cytolake.gnn.plan import reusable_predictions
 from cytolake.gnn.train import Inputs, fit, node_inputs, node_prior, predict, split_masks
+from cytolake.io.arrow import list_array
 from cytolake.lake import Lake
 from cytolake.lake.fingerprint import short_fingerprint
 from cytolake.metrics import macro_f1
@@ -77,8 +78,7 @@ def _prediction_table(rid: str, gs: GraphSet, kind: Inputs, probs: np.ndarray) -
         "model_version": pa.array([gs.model_version] * len(gs)), "gnn": pa.array([kind] * len(gs)),
         "split": pa.array(gs.split), "label": pa.array(np.where(gs.label >= 0, gs.label, 0), pa.int32(), mask=gs.label < 0),
         "predicted": pa.array(probs.argmax(1), pa.int32()),
-        "probabilities": pa.ListArray.from_arrays(pa.array(np.arange(0, probs.size + 1, probs.shape[1], dtype=np.int32)),
-                                                  pa.array(probs.reshape(-1), pa.float32()))})
+        "probabilities": list_array(probs, pa.float32())})
 
 
 def _fit_predict(settings: Settings, rid: str, gs: GraphSet, kind: Inputs, masks: dict[str, np.ndarray],
