@@ -6,11 +6,14 @@ import csv
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy.ndimage import map_coordinates
 
 from cytolake.config import Paths, Settings, load_config
 from cytolake.ingest.job import run_ingest
 from cytolake.lake import Lake
+from cytolake.train.model import RANDOM_INIT
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,10 +103,41 @@ def tiled_lake(tmp_path_factory, tiled_session) -> Settings:
     return copy_of(tiled_session, tmp_path_factory.mktemp("tiled"))
 
 
+MODELS = ("test-contrastive", RANDOM_INIT)  # the feature models of `evaluated`
+
+
+@pytest.fixture(scope="session")
+def evaluated(tmp_path_factory, tiled_session, spark):
+    """A copy of the tiled lake taken through contrastive training, embedding and graphs of MODELS and
+    `run_evaluate` (GNN runs, predictions, report, maps), once per session: (settings, report path, results).
+    Tests only read it (a rerun that commits nothing is fine)."""
+    from cytolake.embed.job import run_embed
+    from cytolake.eval.job import run_evaluate
+    from cytolake.graph.job import run_build_graph
+    from cytolake.train.dist import Single
+    from cytolake.train.trainer import run_train_contrastive
+
+    cfg = copy_of(tiled_session, tmp_path_factory.mktemp("evaluated"))
+    run_train_contrastive(cfg, Single(), log=quiet)
+    for m in MODELS:
+        run_embed(cfg, spark, m, log=quiet)
+        run_build_graph(cfg, spark, m, log=quiet)
+    path, results = run_evaluate(cfg, log=quiet)
+    return cfg, Path(path), results
+
+
 @pytest.fixture
 def tiled_copy(tmp_path, tiled_session) -> Settings:
     """Settings of a copy of the ingested and tiled lake for one test (which may write to its lake)."""
     return copy_of(tiled_session, tmp_path)
+
+
+def expected_pmaps(raw, inv, area_ids, xyz) -> np.ndarray:
+    """The independent reference for patch pmaps: scipy's trilinear sample of the atlas NIfTI data (`raw`,
+    in percent) at MNI points `xyz` (n x 3) for each area, shape (n, areas)."""
+    v = (inv @ np.c_[np.asarray(xyz, np.float64), np.ones(len(xyz))].T)[:3]
+    return np.stack([map_coordinates(raw[..., i], v, order=1, mode="constant", cval=0.0, output=np.float64) * 0.01
+                     for i in area_ids], axis=1)
 
 
 def quiet(*a) -> None:

@@ -20,6 +20,8 @@ from cytolake.lake import Lake
 from conftest import ROOT, settings_at, write_config
 
 pytestmark = pytest.mark.slow
+# every JVM here (master, worker, drivers, executors) lives seconds: the JIT's quick tier costs less CPU than C2
+JIT = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 def _free_port() -> int:
@@ -89,12 +91,15 @@ def test_ingest_tile_embed_submitted_to_a_standalone_cluster(tmp_path, synth_lan
     conf = str(write_config(cfg, tmp_path / "cluster.yaml"))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "lib"), "PYSPARK_PYTHON": sys.executable,
            "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_HOME": str(_spark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
-           "SPARK_LOG_DIR": str(tmp_path / "logs"), "SPARK_WORKER_DIR": str(tmp_path / "work")}
+           "SPARK_LOG_DIR": str(tmp_path / "logs"), "SPARK_WORKER_DIR": str(tmp_path / "work"),
+           "SPARK_DAEMON_JAVA_OPTS": JIT}
     (tmp_path / "work").mkdir()
     with standalone_cluster(tmp_path, env) as (url, ui):
         for job, *args in (("ingest",), ("tile",), ("embed", "--model", "random-init")):
             r = subprocess.run([str(_spark_home() / "bin" / "spark-submit"), "--master", url, "--driver-memory", "1g",
                                 "--conf", "spark.executor.memory=1g", "--conf", "spark.executor.cores=1",
+                                "--conf", f"spark.driver.extraJavaOptions={JIT}",
+                                "--conf", f"spark.executor.extraJavaOptions={JIT}",
                                 str(ROOT / "jobs" / f"{job}.py"), "--config", conf, *args],
                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
             assert r.returncode == 0, f"{job}: exit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"

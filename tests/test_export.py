@@ -11,8 +11,7 @@ from cytolake.cli import main
 from cytolake.gnn.data import load_graphs
 from cytolake.lake import Lake
 
-from conftest import write_config
-from test_gnn import MODELS, evaluated  # noqa: F401  (the tiny lake with predictions, built once per module)
+from conftest import MODELS, write_config
 
 pytestmark = pytest.mark.slow
 

@@ -8,35 +8,17 @@ import pytest
 import torch
 import yaml
 
-from cytolake.embed.job import run_embed
-from cytolake.eval.job import run_evaluate
 from cytolake.gnn.data import load_graphs
 from cytolake.gnn.job import run_train_gnn
 from cytolake.gnn.sampling import Csr, sample
 from cytolake.gnn.train import fit, predict
-from cytolake.graph.job import run_build_graph
 from cytolake.lake import Lake
 from cytolake.lake.sql import query
 from cytolake.metrics import macro_f1
-from cytolake.train.dist import Single
-from cytolake.train.model import RANDOM_INIT
-from cytolake.train.trainer import run_train_contrastive
 
-from conftest import ROOT
+from conftest import MODELS, ROOT
 
 quiet = dict(log=lambda *a: None)
-MODELS = ("test-contrastive", RANDOM_INIT)
-
-
-@pytest.fixture(scope="module")
-def evaluated(tiled_lake, spark):
-    cfg = tiled_lake
-    run_train_contrastive(cfg, Single(), **quiet)
-    for m in MODELS:
-        run_embed(cfg, spark, m, **quiet)
-        run_build_graph(cfg, spark, m, **quiet)
-    path, results = run_evaluate(cfg, **quiet)
-    return cfg, Path(path), results
 
 
 def test_macro_f1_matches_scikit_learn_and_a_hand_count():

@@ -1,9 +1,12 @@
 """The synthetic brains: real formats, consistent geometry, and texture that carries the area."""
 
+import subprocess
+import sys
 from collections import Counter
 
 import nibabel as nib
 import numpy as np
+import pytest
 import tifffile
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import balanced_accuracy_score
@@ -146,3 +149,40 @@ def test_artifacts_damage_tissue_only_as_described():
             assert (out[changed] == 0).all()  # bare slide
         if kind == "fold":
             assert np.allclose(out[changed], 0.3 * 1.9)  # tissue doubled
+
+
+SYNTH_AFTER_TORCH = """
+import sys
+from pathlib import Path
+
+sys.path.insert(0, {tests!r})
+
+
+def main():
+    import torch
+
+    # torch's OpenMP threads are up, as in any process that trained or embedded before synthesizing
+    torch.nn.functional.interpolate(torch.rand(1, 1, 800, 800), size=(1600, 1600), mode="bilinear")
+    from conftest import settings_at
+    from cytolake.synth.job import run_synthesize
+
+    cfg = settings_at(Path({base!r}))
+    cfg = cfg.model_copy(update={{"synth": cfg.synth.model_copy(update={{"brains": 1, "sections_per_brain": 2}})}})
+    print(run_synthesize(cfg, workers=2, log=lambda *a: None))
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.slow
+def test_sections_render_in_parallel_in_a_process_that_already_used_torch(tmp_path):
+    """The renderers are not forked from the caller: a forked child of a process whose OpenMP pool is running
+    waits forever for threads it does not have (seen under pytest-xdist)."""
+    script = tmp_path / "synth_after_torch.py"
+    script.write_text(SYNTH_AFTER_TORCH.format(tests=str(ROOT / "tests"), base=str(tmp_path)))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "[('B01', True)]" in r.stdout
+    assert len(read_manifest(tmp_path / "landing" / "B01" / "manifest.csv", tmp_path / "landing")) == 2

@@ -5,7 +5,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import tifffile
-from scipy.ndimage import map_coordinates
 
 from cytolake.atlas.pmaps import Atlas
 from cytolake.ingest.job import run_ingest
@@ -14,6 +13,8 @@ from cytolake.lake import Lake
 from cytolake.tiling.geometry import grid_centres, patch_geometry
 from cytolake.tiling.job import run_tile
 from cytolake.tiling.mask import mask_level, section_mask
+
+from conftest import expected_pmaps
 
 
 @pytest.fixture
@@ -59,14 +60,12 @@ def test_ref_xyz_pmaps_images_labels_and_splits(tiled_lake):
     rows = patches(cfg)
     rng = np.random.default_rng(1)
     sample = [rows[i] for i in rng.choice(len(rows), 60, replace=False)]
-    for r in sample:
+    expected = expected_pmaps(raw, inv, area_ids, [r["ref_xyz"] for r in sample])
+    for r, pmap in zip(sample, expected):
         s = secs[(r["brain_id"], r["section_id"])]
         a = np.asarray(s["transform"]).reshape(4, 4)
         assert np.allclose(r["ref_xyz"], (a @ [r["x"], r["y"], 0, 1])[:3], atol=1e-9)
-        v = (inv @ [*r["ref_xyz"], 1])[:3]
-        expected = np.array([map_coordinates(raw[..., i].astype(np.float64) * 0.01, v[:, None], order=1,
-                                             mode="constant", cval=0.0)[0] for i in area_ids])
-        assert np.allclose(r["pmap"], expected, atol=1e-5)
+        assert np.allclose(r["pmap"], pmap, atol=1e-5)
         # the image is the window around the centre, read at the chosen level
         g = patch_geometry(cfg.tiling, s["spacing_um"], s["levels"])
         with LevelReader(s["image_uri"], g.level) as lr:

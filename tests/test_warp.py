@@ -7,12 +7,12 @@ point instead of the brain point), a wrong sign or a wrong axis fails it.
 """
 
 import csv
+import shutil
 
 import nibabel as nib
 import numpy as np
 import pyarrow as pa
 import pytest
-from scipy.ndimage import map_coordinates
 
 from cytolake.atlas.pmaps import Atlas
 from cytolake.graph.build import brain_graph
@@ -20,6 +20,8 @@ from cytolake.ingest.job import run_ingest
 from cytolake.io.warps import WarpError, load_warp, map_points
 from cytolake.lake import Lake
 from cytolake.tiling.job import run_tile
+
+from conftest import expected_pmaps, settings_at
 
 quiet = dict(log=lambda *a: None)
 GRID = np.array([[3.0, 0, 0, -100.0], [0, 3.0, 0, -136.0], [0, 0, 3.0, -82.0], [0, 0, 0, 1]])
@@ -56,22 +58,30 @@ def set_warp(manifest, warp_path: str, warp_format: str = "") -> None:
         w.writerows(rows)
 
 
-def expected_pmap(raw, inv, area_ids, xyz) -> np.ndarray:
-    """Trilinear sample of the atlas maps at an MNI point, with scipy on the NIfTI data."""
-    v = (inv @ [*xyz, 1])[:3]
-    return np.array([map_coordinates(raw[..., i].astype(np.float64) * 0.01, v[:, None], order=1, mode="constant",
-                                     cval=0.0)[0] for i in area_ids])
-
-
-@pytest.fixture
-def warped(cfg, spark, landing, with_atlas):
+def _warp_and_tile(cfg, spark):
+    """B01 warped by an ITK field (amplitude 3 mm), B02 by an FSL one (2 mm); ingested and tiled."""
+    landing = cfg.paths.landing
     write_field(landing / "B01" / "warps" / "to_mni.nii", "itk", 3.0)  # format inferred from the 5-D field
     write_field(landing / "B02" / "warps" / "to_mni_fsl.nii.gz", "fsl", 2.0)
     set_warp(landing / "B01" / "manifest.csv", "warps/to_mni.nii")
     set_warp(landing / "B02" / "manifest.csv", "warps/to_mni_fsl.nii.gz", "fsl")
     run_ingest(cfg, spark, **quiet)
-    summary = run_tile(cfg, spark, **quiet)
-    return cfg, summary
+    return cfg, run_tile(cfg, spark, **quiet)
+
+
+@pytest.fixture(scope="module")
+def warped(tmp_path_factory, synth_landing, atlas_lake, spark):
+    """The warped lake shared by the tests that only read it."""
+    base = tmp_path_factory.mktemp("warped")
+    shutil.copytree(synth_landing, base / "landing")
+    shutil.copytree(atlas_lake, base / "lake")
+    return _warp_and_tile(settings_at(base), spark)
+
+
+@pytest.fixture
+def warped_own(spark, with_atlas):
+    """A warped lake (and landing) of this test's own, which it may change."""
+    return _warp_and_tile(with_atlas, spark)
 
 
 def _check_patches(cfg, amps: dict[str, float], n: int = 40) -> None:
@@ -86,11 +96,13 @@ def _check_patches(cfg, amps: dict[str, float], n: int = 40) -> None:
     for brain, amp in amps.items():
         mine = [r for r in rows if r["brain_id"] == brain]
         assert len(mine) > 20
-        for r in [mine[i] for i in rng.choice(len(mine), n, replace=False)]:
+        sample = [mine[i] for i in rng.choice(len(mine), n, replace=False)]
+        refs = []
+        for r in sample:
             brain_xyz = (np.asarray(secs[(brain, r["section_id"])]["transform"]).reshape(4, 4) @ [r["x"], r["y"], 0, 1])[:3]
-            ref = brain_xyz + displacement(brain_xyz, amp)
-            assert np.allclose(r["ref_xyz"], ref, atol=1e-4), (brain, r["ref_xyz"], ref)
-            assert np.allclose(r["pmap"], expected_pmap(raw, inv, area_ids, ref), atol=1e-5)
+            refs.append(brain_xyz + displacement(brain_xyz, amp))
+            assert np.allclose(r["ref_xyz"], refs[-1], atol=1e-4), (brain, r["ref_xyz"], refs[-1])
+        assert np.allclose([r["pmap"] for r in sample], expected_pmaps(raw, inv, area_ids, refs), atol=1e-5)
 
 
 def test_pmap_vectors_follow_the_warp_in_itk_and_fsl_formats(warped):
@@ -103,8 +115,8 @@ def test_pmap_vectors_follow_the_warp_in_itk_and_fsl_formats(warped):
     _check_patches(cfg, {"B01": 3.0, "B02": 2.0})
 
 
-def test_a_new_warp_retiles_that_brain_and_nothing_else(warped, spark, landing):
-    cfg, _ = warped
+def test_a_new_warp_retiles_that_brain_and_nothing_else(warped_own, spark, landing):
+    cfg, _ = warped_own
     lake = Lake(cfg.paths.lake)
 
     def files(brain):

@@ -101,12 +101,19 @@ def _loss_curves(models_dir: Path, results: list[ModelResult], out: Path) -> str
     return _saved(fig, out, "encoder_loss.png")
 
 
-def _saved(fig, out: Path, name: str) -> str:
+def _saved(fig, out: Path, name: str, dpi: int = 90) -> str:
     """The figure written to out/name (and closed); the name, for the report's link."""
     fig.tight_layout()
-    fig.savefig(out / name, dpi=90)
+    fig.savefig(out / name, dpi=dpi)
     plt.close(fig)
     return name
+
+
+def _busiest_section(gs, sel: np.ndarray) -> tuple[str, int, np.ndarray]:
+    """The (brain, section) with most nodes under `sel`, and the mask of all that section's nodes."""
+    keys, counts = np.unique([f"{b}|{s}" for b, s in zip(gs.brain[sel], gs.section[sel])], return_counts=True)
+    brain, sid = keys[counts.argmax()].split("|")
+    return brain, int(sid), (gs.brain == brain) & (gs.section == int(sid))
 
 
 def _colours(n: int) -> np.ndarray:
@@ -128,10 +135,8 @@ def _section_maps(r: ModelResult, sections: dict, n_areas: int, out: Path) -> li
         sel = (gs.split == split) & (gs.label >= 0)
         if not sel.any():
             continue
-        keys, counts = np.unique([f"{b}|{s}" for b, s in zip(gs.brain[sel], gs.section[sel])], return_counts=True)
-        brain, sid = keys[counts.argmax()].split("|")
-        on = (gs.brain == brain) & (gs.section == int(sid))
-        img, scale = _thumbnail(sections[(brain, int(sid))]["image_uri"])
+        brain, sid, on = _busiest_section(gs, sel)
+        img, scale = _thumbnail(sections[(brain, sid)]["image_uri"])
         fig, axes = plt.subplots(1, 3, figsize=(15, 5.5))
         for ax, (title, values) in zip(axes, [("truth", gs.label), ("GNN+", r.predicted["gnn+"]),
                                               ("pmap-argmax", r.predicted["pmap-argmax"])]):
@@ -141,11 +146,7 @@ def _section_maps(r: ModelResult, sections: dict, n_areas: int, out: Path) -> li
             ax.scatter(gs.x[on][ok] / scale, gs.y[on][ok] / scale, c=colours[v[ok]], s=6)
             ax.set_title(f"{title}: {brain} section {sid} ({split})")
             ax.axis("off")
-        name = f"map_{split}_{r.model_version}.png"
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=90)
-        plt.close(fig)
-        files.append(name)
+        files.append(_saved(fig, out, f"map_{split}_{r.model_version}.png"))
     return files
 
 
@@ -162,11 +163,7 @@ def _confusion(r: ModelResult, names: list[str], out: Path) -> str:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"GNN+ on {r.model_version}, test + transfer nodes (rows normalised)")
-    name = f"confusion_{r.model_version}.png"
-    fig.tight_layout()
-    fig.savefig(out / name, dpi=110)
-    plt.close(fig)
-    return name
+    return _saved(fig, out, f"confusion_{r.model_version}.png", dpi=110)
 
 
 def _embedding(results: list[ModelResult], n_areas: int, points: int, out: Path) -> str:
@@ -189,20 +186,14 @@ def _cluster_map(r: ModelResult, sections: dict, out: Path) -> str | None:
         return None
     gs, best = r.graphs, max(r.clusters, key=lambda c: c["nmi"])
     sel = gs.label >= 0
-    keys, counts = np.unique([f"{b}|{s}" for b, s in zip(gs.brain[sel], gs.section[sel])], return_counts=True)
-    brain, sid = keys[counts.argmax()].split("|")
-    on = (gs.brain == brain) & (gs.section == int(sid))
-    img, scale = _thumbnail(sections[(brain, int(sid))]["image_uri"])
+    brain, sid, on = _busiest_section(gs, sel)
+    img, scale = _thumbnail(sections[(brain, sid)]["image_uri"])
     fig, ax = plt.subplots(figsize=(7, 6))
     ax.imshow(img, cmap="gray", vmin=0, vmax=255)
     ax.scatter(gs.x[on] / scale, gs.y[on] / scale, c=_colours(best["k"])[best["assign"][on]], s=6)
     ax.set_title(f"k-means k={best['k']} on {r.model_version}: {brain} section {sid}")
     ax.axis("off")
-    name = f"clusters_{r.model_version}.png"
-    fig.tight_layout()
-    fig.savefig(out / name, dpi=90)
-    plt.close(fig)
-    return name
+    return _saved(fig, out, f"clusters_{r.model_version}.png")
 
 
 def write_report(out: Path, results: list[ModelResult], area_names: list[str], sections: dict, points: int,

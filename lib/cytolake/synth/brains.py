@@ -61,30 +61,38 @@ class BrainModel:
         return xyz + np.stack([d.sample(xyz, order=3) for d in self.displacement], axis=-1)
 
 
-def atlas_support(atlas: Atlas) -> tuple[np.ndarray, np.ndarray]:
-    """Voxels where any selected area has probability > 0, and their pmap rows (n_voxels x n_areas)."""
-    mask = np.zeros(atlas.shape, bool)
+def atlas_support(atlas: Atlas) -> tuple[np.ndarray, list[tuple[int, np.ndarray, np.ndarray]]]:
+    """Voxels where any selected area has probability > 0 (ijk, n_voxels x 3), and each area's non-zero part of
+    its map as (area_index, rows of those voxels, probabilities): sparse, as most areas cover few voxels."""
+    nonzero = []
     for a in atlas.areas:
-        mask |= atlas.area_map(a) > 0
-    ijk = np.argwhere(mask)
-    p = np.empty((len(ijk), len(atlas.areas)), np.float32)
-    for a in atlas.areas:
-        p[:, a.area_index] = atlas.area_map(a)[mask]
-    return ijk, p
+        m = atlas.area_map(a).ravel()
+        on = np.flatnonzero(m > 0)
+        nonzero.append((a.area_index, on, m[on]))
+    mask = np.zeros(int(np.prod(atlas.shape)), bool)
+    for _, on, _ in nonzero:
+        mask[on] = True
+    voxels = np.flatnonzero(mask)
+    areas = [(area_index, np.searchsorted(voxels, on), values) for area_index, on, values in nonzero]
+    return np.argwhere(mask.reshape(atlas.shape)), areas
 
 
-def make_brain(brain_id: str, atlas: Atlas, support: tuple[np.ndarray, np.ndarray], s: SynthSettings,
+def make_brain(brain_id: str, atlas: Atlas, support: tuple[np.ndarray, list], s: SynthSettings,
                rng: np.random.Generator) -> BrainModel:
     """A brain's own parcellation: argmax of the pmaps under smooth per-area noise, and its deformation."""
-    ijk, p = support
+    ijk, areas = support
     step = 8.0
     coarse_shape = tuple(int(np.ceil(n / step)) + 2 for n in atlas.shape)
-    score = np.empty_like(p)
-    for a in range(p.shape[1]):
+    # the running argmax over areas in area order (ties keep the first area, as argmax does)
+    best_score, best, best_p = (np.zeros(len(ijk), np.float32), np.zeros(len(ijk), np.int64),
+                                np.zeros(len(ijk), np.float32))
+    for area_index, rows, p in sorted(areas, key=lambda t: t[0]):
         g = rng.normal(0.0, 1.0, coarse_shape).astype(np.float32)
-        score[:, a] = p[:, a] * np.exp(s.parcellation_noise * map_coordinates(g, ijk.T / step, order=1))
-    best = score.argmax(axis=1)
-    keep = p[np.arange(len(p)), best] >= s.min_area_probability
+        score = p * np.exp(s.parcellation_noise * map_coordinates(g, ijk[rows].T / step, order=1))
+        better = score > best_score[rows]
+        r = rows[better]
+        best_score[r], best[r], best_p[r] = score[better], area_index, p[better]
+    keep = best_p >= s.min_area_probability
     labels = np.full(atlas.shape, -1, np.int16)
     labels[tuple(ijk[keep].T)] = best[keep]
     lo, hi = atlas.bounds_mm()
@@ -177,7 +185,12 @@ def section_truth(model: BrainModel, anatomy: tuple[Volume, Volume], affine: np.
 
 
 # Shared with forked workers (set before the pool starts; read-only there).
-_WORK: dict = {}
+_WORK: dict = {}  # what every section of the brain being rendered shares, set once per rendering process
+
+
+def _set_work(work: dict) -> None:
+    _WORK.clear()
+    _WORK.update(work)
 
 
 def _render_one(job: dict) -> dict:
@@ -206,7 +219,9 @@ def brain_ids(n: int) -> list[str]:
 
 
 def _fingerprint(s: SynthSettings, atlas: Atlas) -> str:
-    return json.dumps({"synth": s.model_dump(mode="json"), "atlas": atlas.hash}, sort_keys=True)
+    """What a brain's content depends on: every synth setting but how many brains are asked for (brain i is
+    drawn from seed [seed, i] alone), so asking for more brains keeps the ones already written."""
+    return json.dumps({"synth": s.model_dump(mode="json", exclude={"brains"}), "atlas": atlas.hash}, sort_keys=True)
 
 
 def synthesize_brain(brain_index: int, s: SynthSettings, atlas: Atlas, support, anatomy, landing: Path,
@@ -243,14 +258,17 @@ def synthesize_brain(brain_index: int, s: SynthSettings, atlas: Atlas, support, 
             "annotation_path": f"annotations/section_{section_id:04d}_labels.tif" if k in annotated else "",
         })
     signatures = brain_signatures([a.name for a in atlas.areas], np.random.default_rng([s.seed, brain_index, 1]))
-    _WORK.update(settings=s, model=model, anatomy=anatomy, tables=signature_tables(signatures), out=out,
-                 area_ids=[a.area_id for a in atlas.areas])
+    work = dict(settings=s, model=model, anatomy=anatomy, tables=signature_tables(signatures), out=out,
+                area_ids=[a.area_id for a in atlas.areas])
     try:
         if workers > 1:
-            with mp.get_context("fork").Pool(workers) as pool:
+            # forkserver, not fork: a process that has used torch's OpenMP pool (or holds any lock in another
+            # thread) before this call hangs forever in a forked child.
+            with mp.get_context("forkserver").Pool(workers, initializer=_set_work, initargs=(work,)) as pool:
                 for job in pool.imap_unordered(_render_one, jobs):
                     progress and progress(brain_id, job["section_id"])
         else:
+            _set_work(work)
             for job in jobs:
                 _render_one(job)
                 progress and progress(brain_id, job["section_id"])
