@@ -40,7 +40,7 @@ def synth_landing(tmp_path_factory) -> Path:
     from cytolake.synth.job import run_synthesize
 
     base = tmp_path_factory.mktemp("synth")
-    run_synthesize(settings_at(base), log=quiet)
+    run_synthesize(settings_at(base), workers=1, log=quiet)  # sections this small: a process pool costs more
     return base / "landing"
 
 

@@ -52,7 +52,7 @@ def landed(tmp_path_factory, synth_landing, spark):
         shutil.copytree(synth_landing / b, three.paths.landing / b)
     # asking for three brains keeps the two already there (a brain depends on its own seed alone)
     made = run_synthesize(three.model_copy(update={"synth": three.synth.model_copy(update={"brains": 3})}),
-                          log=lambda *a: None)
+                          workers=1, log=lambda *a: None)
     assert made == [("B01", False), ("B02", False), ("B03", True)]
     landing = base / "landing"
     for b in ("B01", "B02"):

@@ -34,9 +34,9 @@ def test_killed_training_resumes_at_its_step_with_the_same_data(tiled_lake, tmp_
     proc.wait()
     killed_at = torch.load(ckpt, weights_only=False)["step"]
     assert 4 <= killed_at < 8
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert f"resuming killed at step {killed_at}" in r.stdout
+    said: list[str] = []  # resumed in this process: what matters is the checkpoint the killed process left
+    run_train_contrastive(cfg, Single(), log=lambda *a: said.append(" ".join(map(str, a))))
+    assert any(f"resuming killed at step {killed_at}" in s for s in said), said
     got, want = losses(Path(cfg.paths.models) / "killed"), losses(ref)
     assert sorted(got) == sorted(want) == list(range(1, 9))
     for s in want:
