@@ -21,13 +21,9 @@ from cytolake.lake.spark import read_dataframe
 from cytolake.schemas import table_names
 from cytolake.tiling.job import run_tile
 
-from conftest import ROOT, settings_at, write_config
+from conftest import ROOT, quiet, settings_at, write_config
 
 pytestmark = pytest.mark.slow  # the tiling job runs (and is killed) as its own process
-
-
-def quiet(*a):
-    pass
 
 
 def patch_rows(lake: Lake) -> list[dict]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from cytolake.io.arrow import list_array
 from cytolake.io.files import content_hash
 from cytolake.train.reader import image_array
 
@@ -81,12 +82,10 @@ def embed_task(model_dir: str, model_version: str, encoder_fingerprint: str, bat
                                  "re-tile with one geometry")
             h, w = shapes["height"][0].as_py(), shapes["width"][0].as_py()
             emb = embed_images(model, image_array(t["image"].chunk(0), h, w), device)
-            values = pa.array(emb.reshape(-1), pa.float32())
-            offsets = pa.array(np.arange(0, emb.size + 1, emb.shape[1], dtype=np.int32))
             col = {n: t[n].chunk(0) for n in ("patch_id", "brain_id", "content_hash", "tiling_hash")}
             return pa.RecordBatch.from_arrays(
                 [pa.array([model_version] * t.num_rows), col["patch_id"], col["brain_id"], col["content_hash"],
-                 col["tiling_hash"], pa.array([encoder_fingerprint] * t.num_rows), pa.ListArray.from_arrays(offsets, values, type=out_schema.field("embedding").type)],
+                 col["tiling_hash"], pa.array([encoder_fingerprint] * t.num_rows), list_array(emb, pa.float32())],
                 schema=out_schema)
 
         for b in batches:

@@ -100,10 +100,16 @@ def _compute(settings: Settings, spark, atlas: Atlas, areas: list[dict], work: l
 
     def build(batches):
         for batch in batches:
-            rows = [_result(work[i], g, t, area_index_of, inv, lo, hi) for i in batch.column("id").to_pylist()]
+            rows = [_result(BrainWork(r["brain_id"], r["graph_hash"], json.loads(r["sections"]),
+                                      pa.ipc.open_stream(r["patches"]).read_all()), g, t, area_index_of, inv, lo, hi)
+                    for r in batch.to_pylist()]
             yield pa.RecordBatch.from_pylist(rows, schema=_RESULT)
 
-    return spark.range(0, len(work), numPartitions=len(work)).mapInArrow(build, from_arrow_schema(_RESULT)).persist(
+    # each brain's inputs travel as a row, so a task receives its own brain's patches, not every brain's
+    rows = pa.table({"brain_id": [w.brain_id for w in work], "graph_hash": [w.graph_hash for w in work],
+                     "sections": [json.dumps(w.sections) for w in work],
+                     "patches": pa.array([_ipc(w.patches) for w in work], pa.binary())})
+    return spark.createDataFrame(rows).repartition(len(work)).mapInArrow(build, from_arrow_schema(_RESULT)).persist(
         StorageLevel.MEMORY_AND_DISK)
 
 

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cytolake.ingest import scan
 from cytolake.ingest.sections import COMPARED
 from cytolake.lake.keys import rows_in
 
 KEY = ["brain_id", "section_id"]
 BRAIN_COMPARED = ["status", "error", "manifest_uri", "manifest_hash", "n_sections", "n_ok", "n_error"]
-ON_DISK = ["status", "file_size", "file_mtime_ns", "warp_uri", "warp_hash"]  # registered `ok` and as on disk
+ON_DISK = scan.ON_DISK.names  # registered `ok` and as on disk
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,3 @@ def inspect_section(entry: Entry, prev: dict | None, checks: Checks, now: dateti
         row["content_hash"] = content_hash(entry.image)
     return row
 
-
-def changed(new: dict, old: dict | None) -> bool:
-    return old is None or any(new.get(k) != old.get(k) for k in COMPARED)

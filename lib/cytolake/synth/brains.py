@@ -184,7 +184,6 @@ def section_truth(model: BrainModel, anatomy: tuple[Volume, Volume], affine: np.
     }
 
 
-# Shared with forked workers (set before the pool starts; read-only there).
 _WORK: dict = {}  # what every section of the brain being rendered shares, set once per rendering process
 
 

@@ -33,7 +33,8 @@ def run_tile(settings: Settings, spark, brains: list[str] | None = None, log=pri
     summary = TileSummary()
     atlas = Atlas(settings.atlas)
     area_index_of = {a["area_id"]: a["area_index"] for a in registered_areas(lake, atlas)}
-    plan = plan_tile(lake.read("sections"), lake.read("patches", STATE).group_by(STATE).aggregate([]), t, brains)
+    sections = lake.read("sections")
+    plan = plan_tile(sections, lake.read("patches", STATE).group_by(STATE).aggregate([]), t, brains)
     log(f"tile: {plan.todo.num_rows + plan.keep.num_rows} ok sections, {plan.todo.num_rows} to tile, "
         f"geometry {t.patch_px} px at {t.spacing_um:g} um/px")
     if plan.empty:
@@ -46,7 +47,7 @@ def run_tile(settings: Settings, spark, brains: list[str] | None = None, log=pri
         else:
             summary.tiled[(b, sid)] = n
     if summary.failed:
-        lake.merge("sections", failed_sections(lake.read("sections"), done))
+        lake.merge("sections", failed_sections(sections, done))
     for b, sid in sorted(k for k, n in summary.tiled.items() if n == 0):
         log(f"  section {b}/{sid}: 0 patches (no cortex in its mask); it is examined again on the next run")
     dirty = brains_to_rewrite(plan, done)
