@@ -43,6 +43,21 @@ def test_spark_write_commits_once_whatever_the_task_count(spark, tmp_path):
     assert parquet_files(lake.path("features")) == committed_files(lake, "features")
 
 
+def test_a_write_leaves_the_callers_spark_job_group_as_it_was(spark, tmp_path):
+    """The write runs in a job group of its own (to cancel its tasks on failure); the caller's comes back."""
+    sc, lake = spark.sparkContext, Lake(tmp_path / "lake")
+    sc.setJobGroup("caller", "the caller's jobs")
+    try:
+        write_dataframe(lake, "features", features_df(spark), "append")
+        assert sc.getLocalProperty("spark.jobGroup.id") == "caller"
+        assert sc.getLocalProperty("spark.job.description") == "the caller's jobs"
+    finally:
+        for k in ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel"):
+            sc.setLocalProperty(k, None)
+    write_dataframe(lake, "features", features_df(spark, n=10), "overwrite")
+    assert sc.getLocalProperty("spark.jobGroup.id") is None
+
+
 def test_empty_append_commits_nothing(spark, tmp_path):
     lake = Lake(tmp_path / "lake")
     v = write_dataframe(lake, "features", features_df(spark), "append")

@@ -30,8 +30,13 @@ def with_gnn(**kw):
     return CFG.model_copy(update={"gnn": CFG.gnn.model_copy(update=kw)})
 
 
+# settings a run does not depend on: another lake folder and another Spark master
+ELSEWHERE = CFG.model_copy(update={"paths": CFG.paths.model_copy(update={"lake": "/elsewhere/lake"}),
+                                   "spark": CFG.spark.model_copy(update={"master": "local[1]"})})
+
+
 def test_the_same_graphs_settings_and_kind_give_the_same_run():
-    assert run_id(graphs(), "gnn", CFG) == run_id(graphs(), "gnn", CFG.model_copy())
+    assert run_id(graphs(), "gnn", CFG) == run_id(graphs(), "gnn", ELSEWHERE)
 
 
 @pytest.mark.parametrize("change", [
@@ -89,7 +94,7 @@ def result(model="m1", clusters=((10, 0.5, 0.6),)):
 
 def test_the_evaluation_run_changes_with_any_model_graph_or_setting_only():
     base = evaluation_run({"m1": HASHES}, CFG)
-    assert base == evaluation_run({"m1": dict(HASHES)}, CFG.model_copy()) and base.startswith("eval-")
+    assert base == evaluation_run({"m1": dict(HASHES)}, ELSEWHERE) and base.startswith("eval-")
     assert evaluation_run({"m1": {**HASHES, "B02": "x"}}, CFG) != base
     assert evaluation_run({"m1": HASHES, "m2": HASHES}, CFG) != base
     assert evaluation_run({"m1": HASHES}, with_gnn(seed=CFG.gnn.seed + 1)) != base

@@ -95,6 +95,11 @@ def test_a_removed_or_failed_section_rewrites_its_brain_without_it():
 def test_only_the_brains_asked_for():
     plan = plan_tile(edited(SECTIONS, "B01", 1, content_hash="n"), tiled_as_planned(SECTIONS.slice(0, 0)), T, ["B02"])
     assert {b for b, _ in keys(plan.todo)} == {"B02"}
+    # with both brains tiled and a section of each changed, only B02's is redone and only B02's others kept
+    changed = edited(edited(SECTIONS, "B01", 1, content_hash="n"), "B02", 1, content_hash="n")
+    plan = plan_tile(changed, tiled_as_planned(SECTIONS), T, ["B02"])
+    assert keys(plan.todo) == {("B02", 1)} and plan.stale_brains == []
+    assert {b for b, _ in keys(plan.keep)} == {"B02"} and ("B02", 1) not in keys(plan.keep)
 
 
 def outcome(*rows: tuple) -> pa.Table:

@@ -105,6 +105,7 @@ def write_dataframe(
     prefix = f"part-{uuid.uuid4().hex[:12]}"
     out_schema = from_arrow_schema(pa.schema(_FILE_FIELDS))
     sc = df.sparkSession.sparkContext
+    before = {k: sc.getLocalProperty(k) for k in _JOB_GROUP_PROPERTIES}  # the caller's group, restored after
     sc.setJobGroup(prefix, f"write {table}", interruptOnCancel=True)
     try:
         rows = conform(df, table).mapInArrow(_file_writer_task(root, ts.name, prefix), out_schema).collect()
@@ -115,6 +116,12 @@ def write_dataframe(
         _stop_job_group(sc, prefix)
         remove_uncommitted(root, prefix)
         raise
+    finally:
+        for k, v in before.items():
+            sc.setLocalProperty(k, v)
+
+
+_JOB_GROUP_PROPERTIES = ("spark.jobGroup.id", "spark.job.description", "spark.job.interruptOnCancel")
 
 
 def _stop_job_group(sc, group: str, timeout_s: float = 60.0) -> None:
