@@ -90,10 +90,12 @@ def tiled_session(tmp_path_factory, synth_landing, atlas_lake, spark) -> Setting
     return cfg
 
 
-def copy_of(tiled: Settings, base: Path) -> Settings:
-    """A private copy of a lake under `base`, with its own models and reports folders, on the same landing
-    (section rows name their image files by absolute path)."""
+def copy_of(tiled: Settings, base: Path, models: bool = False) -> Settings:
+    """A private copy of a lake under `base`, with its own models and reports folders (the models copied too
+    if asked), on the same landing (section rows name their image files by absolute path)."""
     shutil.copytree(tiled.paths.lake, base / "lake")
+    if models:
+        shutil.copytree(tiled.paths.models, base / "models")
     return settings_at(base, tiled.paths.landing)
 
 
@@ -103,12 +105,23 @@ def tiled_lake(tmp_path_factory, tiled_session) -> Settings:
     return copy_of(tiled_session, tmp_path_factory.mktemp("tiled"))
 
 
+@pytest.fixture(scope="session")
+def embedded(tmp_path_factory, tiled_session, spark):
+    """A copy of the tiled lake with every patch embedded by the random-init encoder, once per session:
+    (settings, the embed summary). Tests take copies (`copy_of(..., models=True)`: the encoder file's hash
+    is what makes the embeddings current)."""
+    from cytolake.embed.job import run_embed
+
+    cfg = copy_of(tiled_session, tmp_path_factory.mktemp("embedded"))
+    return cfg, run_embed(cfg, spark, RANDOM_INIT, log=quiet)
+
+
 MODELS = ("test-contrastive", RANDOM_INIT)  # the feature models of `evaluated`
 
 
 @pytest.fixture(scope="session")
-def evaluated(tmp_path_factory, tiled_session, spark):
-    """A copy of the tiled lake taken through contrastive training, embedding and graphs of MODELS and
+def evaluated(tmp_path_factory, embedded, spark):
+    """A copy of the embedded lake taken through contrastive training, embedding and graphs of MODELS and
     `run_evaluate` (GNN runs, predictions, report, maps), once per session: (settings, report path, results).
     Tests only read it (a rerun that commits nothing is fine)."""
     from cytolake.embed.job import run_embed
@@ -117,7 +130,7 @@ def evaluated(tmp_path_factory, tiled_session, spark):
     from cytolake.train.dist import Single
     from cytolake.train.trainer import run_train_contrastive
 
-    cfg = copy_of(tiled_session, tmp_path_factory.mktemp("evaluated"))
+    cfg = copy_of(embedded[0], tmp_path_factory.mktemp("evaluated"), models=True)
     run_train_contrastive(cfg, Single(), log=quiet)
     for m in MODELS:
         run_embed(cfg, spark, m, log=quiet)

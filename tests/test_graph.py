@@ -16,14 +16,16 @@ from cytolake.tiling.mask import section_cortex_mask
 from cytolake.train.model import to_input
 from cytolake.train.model import RANDOM_INIT, load_encoder
 
+from conftest import copy_of
+
 
 quiet = dict(log=lambda *a: None)
 
 
 @pytest.fixture(scope="module")
-def graphs(tiled_lake, spark):
-    cfg = tiled_lake
-    first = run_embed(cfg, spark, RANDOM_INIT, **quiet)
+def graphs(tmp_path_factory, embedded, spark):
+    session, first = embedded
+    cfg = copy_of(session, tmp_path_factory.mktemp("graphs"), models=True)
     summary = run_build_graph(cfg, spark, RANDOM_INIT, **quiet)
     return cfg, first, summary
 

@@ -115,6 +115,7 @@ def test_pmap_vectors_follow_the_warp_in_itk_and_fsl_formats(warped):
     _check_patches(cfg, {"B01": 3.0, "B02": 2.0})
 
 
+@pytest.mark.slow  # a chain: ingest and tile with warps, a warp file replaced, ingest and tile again
 def test_a_new_warp_retiles_that_brain_and_nothing_else(warped_own, spark, landing):
     cfg, _ = warped_own
     lake = Lake(cfg.paths.lake)

@@ -20,6 +20,7 @@ def drop_from_manifest(path, section_id: int) -> None:
         w.writerows(rows)
 
 
+@pytest.mark.slow  # a chain: ingest and tile, change the landing, ingest and tile again
 @pytest.mark.usefixtures("with_atlas")
 def test_a_removed_section_leaves_sections_and_patches(cfg, spark, landing):
     ingest(cfg, spark)

@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from cytolake.config import Settings
 from cytolake.lake import Lake
 from cytolake.metrics import macro_f1
-from cytolake.train.model import build_encoder, load_encoder, to_input
+from cytolake.train.model import RANDOM_INIT, ensure_random_encoder, load_encoder, to_input
 from cytolake.train.reader import PatchStream, snapshot_units
 
 
@@ -60,12 +60,13 @@ def probe(model: torch.nn.Module, lake: Lake, max_samples: int = 3000, seed: int
 
 
 def run_probe(settings: Settings, version: str, max_samples: int = 3000) -> tuple[dict[str, dict[str, float]], Path]:
-    """The probes of encoder `version` (under paths.models) and of a random-initialised encoder of the
-    configured architecture, written to paths.reports/probe-VERSION.json."""
+    """The probes of encoder `version` and of the random-init baseline (both under paths.models; the baseline
+    is created from train.seed if absent, as the embed job does), written to paths.reports/probe-VERSION.json."""
     lake = Lake(settings.paths.lake)
-    torch.manual_seed(settings.train.seed)
-    results = {version: probe(load_encoder(Path(settings.paths.models) / version), lake, max_samples),
-               "random-init": probe(build_encoder(settings.train), lake, max_samples)}
+    models = Path(settings.paths.models)
+    ensure_random_encoder(settings, models / RANDOM_INIT)  # the same baseline as the report's random-init row
+    results = {version: probe(load_encoder(models / version), lake, max_samples),
+               RANDOM_INIT: probe(load_encoder(models / RANDOM_INIT), lake, max_samples)}
     out = Path(settings.paths.reports) / f"probe-{version}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
