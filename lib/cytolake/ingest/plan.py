@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from cytolake.ingest import scan
 from cytolake.ingest.sections import COMPARED
+from cytolake.io.arrow import of_brains
 from cytolake.lake.keys import rows_in
 
 KEY = ["brain_id", "section_id"]
@@ -29,10 +30,6 @@ class IngestPlan:
     brains: pa.Table  # the `brains` rows, n_ok and n_error still to count for the brains inspected
 
 
-def _of(t: pa.Table, brains: pa.Array) -> pa.Table:
-    return t.filter(pc.is_in(t["brain_id"], value_set=brains))
-
-
 def plan_ingest(registered: pa.Table, registered_brains: pa.Table, landed: pa.Table,
                 landed_brains: pa.Table) -> IngestPlan:
     """`registered`, `registered_brains`: the lake's `sections` and `brains`. `landed_brains`: a `brains` row
@@ -40,7 +37,7 @@ def plan_ingest(registered: pa.Table, registered_brains: pa.Table, landed: pa.Ta
     per manifest entry brain_id, section_id and, as found on disk, status (`ok`, or `error` for an entry
     that is bad in itself or whose image is missing), file_size, file_mtime_ns, warp_uri, warp_hash."""
     readable = landed_brains.filter(pc.equal(landed_brains["status"], "ok"))["brain_id"]
-    landed, registered = _of(landed, readable), _of(registered, readable)
+    landed, registered = of_brains(landed, readable), of_brains(registered, readable)
     was_ok = registered_brains.filter(pc.equal(registered_brains["status"], "ok"))
     same_manifest = was_ok.filter(rows_in(was_ok, landed_brains, ["brain_id", "manifest_hash"]))["brain_id"]
     as_registered = pc.and_(pc.equal(landed["status"], "ok"), rows_in(landed, registered, KEY + ON_DISK))
@@ -48,14 +45,14 @@ def plan_ingest(registered: pa.Table, registered_brains: pa.Table, landed: pa.Ta
     current = pc.and_(pc.is_in(readable, value_set=same_manifest), pc.invert(pc.is_in(readable, value_set=moved)))
     stale = readable.filter(pc.invert(current))
     brains = _counted(landed_brains, registered_brains, readable.filter(current))
-    return IngestPlan(inspect=_of(landed, stale),
+    return IngestPlan(inspect=of_brains(landed, stale),
                       removed=registered.filter(pc.invert(rows_in(registered, landed, KEY))).select(KEY),
                       brains=brains)
 
 
 def _counted(landed_brains: pa.Table, registered_brains: pa.Table, current: pa.Array) -> pa.Table:
     """`landed_brains` with the registered n_ok, n_error of the brains whose sections are current."""
-    kept = _of(registered_brains, current)
+    kept = of_brains(registered_brains, current)
     at = pc.index_in(landed_brains["brain_id"], value_set=kept["brain_id"])
     out = landed_brains
     for c in ("n_ok", "n_error"):

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cytolake.config import TilingSettings
+from cytolake.io.arrow import of_brains
 from cytolake.lake.keys import row_keys, rows_in
 from cytolake.tiling.geometry import assign_splits, placement_hash, tiling_hash
 
@@ -32,14 +33,10 @@ class TilePlan:
         return self.todo.num_rows == 0 and not self.stale_brains
 
 
-def _of_brains(t: pa.Table, brains: list[str] | None) -> pa.Table:
-    return t.filter(pc.is_in(t["brain_id"], value_set=pa.array(brains, pa.string()))) if brains else t
-
-
 def plan_tile(sections: pa.Table, tiled: pa.Table, t: TilingSettings, brains: list[str] | None = None) -> TilePlan:
     """`sections`: the registry; `tiled`: one row per section that has patches, with the STATE columns."""
-    ok = _of_brains(sections.filter(pc.equal(sections["status"], "ok")), brains)
-    tiled = _of_brains(tiled, brains)
+    ok = of_brains(sections.filter(pc.equal(sections["status"], "ok")), brains or None)
+    tiled = of_brains(tiled, brains or None)
     ids, sids = ok["brain_id"].to_pylist(), ok["section_id"].to_pylist()
     splits = assign_splits(list(zip(ids, sids, (bool(a) for a in ok["annotation_uri"].to_pylist()))), t)
     th = tiling_hash(t)
