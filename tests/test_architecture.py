@@ -190,3 +190,24 @@ def test_checker_passes_a_clean_tree(tmp_path):
     root = _tree(tmp_path, {"pkg/__init__.py": "", "pkg/base.py": "import os\n",
                             "pkg/top/__init__.py": "from ..base import x\nfrom pkg import base\n"})
     assert violations(root, "pkg", layers) == []
+
+
+MAX_RUN_LINES = 40  # issue 18: an orchestrator reads as plan, compute, commit; the work lives in named functions
+
+
+def long_runs(root: Path, limit: int = MAX_RUN_LINES) -> list[str]:
+    """`run_*` functions (a stage's orchestrator) longer than `limit` lines, docstring included."""
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("run_"):
+                n = node.end_lineno - node.lineno + 1
+                if n > limit:
+                    out.append(f"{path.relative_to(root)}:{node.lineno} {node.name}: {n} lines")
+    return out
+
+
+def test_no_stage_orchestrator_over_forty_lines(tmp_path):
+    assert long_runs(LIB / "cytolake") == []
+    planted = _tree(tmp_path, {"m.py": "def run_x():\n" + "    a = 1\n" * MAX_RUN_LINES + "\n\ndef helper():\n" + "    b = 2\n" * 60})
+    assert long_runs(planted) == ["m.py:1 run_x: 41 lines"]
