@@ -24,7 +24,7 @@ from cytolake.lake.fingerprint import short_fingerprint
 from cytolake.metrics import macro_f1
 from cytolake.schemas import schema
 
-METHOD_VERSION = 5  # part of every run id: bump when training changes, so older predictions are not reused (5: selection on validation macro-F1 again, after 4's validation loss)
+METHOD_VERSION = 6  # part of every run id: bump when training changes, so older predictions are not reused (6: the one-standard-error rule over validation macro-F1; GNN+ corrects only classes with training labels)
 
 
 @dataclass
@@ -108,9 +108,10 @@ def run_train_gnn(settings: Settings, model_version: str, kind: Inputs, gs: Grap
     pred = probs.argmax(1)
     scores = score(gs, pred, masks)
     lake.write_arrow("predictions", _prediction_table(rid, gs, kind, probs), "replace_partitions", {"run_id": [rid]})
-    details = {"kind": kind, "best_epoch": fitted.best_epoch, "epochs": len(fitted.history), "sampled": fitted.sampled,
-               "graphs": gs.graph_hashes}
+    details = {"kind": kind, "best_epoch": fitted.best_epoch, "val_f1_se": fitted.val_f1_se, "epochs": len(fitted.history),
+               "sampled": fitted.sampled, "graphs": gs.graph_hashes}
     lake.merge("metrics", metric_rows(rid, model_version, "train_gnn", scores, details))
-    log(f"train_gnn {rid}: best epoch {fitted.best_epoch}; macro-F1 test {scores['test_macro_f1']:.3f}, "
+    log(f"train_gnn {rid}: kept epoch {fitted.best_epoch} (validation macro-F1 within one standard error, "
+        f"{fitted.val_f1_se:.3f}, of the best); macro-F1 test {scores['test_macro_f1']:.3f}, "
         f"transfer {scores['transfer_macro_f1']:.3f}")
     return GnnRun(rid, kind, model_version, pred, scores)
