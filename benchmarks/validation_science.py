@@ -1,0 +1,150 @@
+"""What the image features add to the atlas prior, measured on held-out sections of the TRAINING brains only
+(the `train` split's annotated sections; no `test` or `transfer` node is read). Two parts, on a lake that
+`make demo` has filled (RESULTS.md, Science, "What the images add to the atlas"):
+
+  probe   For each encoder under paths.models (and the hand-made statistics of patch_information.py): a linear
+          probe of the area label fitted on the labelled train-split patches of 3 in 4 sections, macro-F1 on the
+          4th; and "prior + correction", logits = log pmap + W h (no bias, L2 weight decay), the simplest form of
+          GNN+, against the prior's argmax on the same patches.
+  gnn     GNN+ by leave-one-section-out over the annotated train sections: for each, the GAT trained on the
+          others (validation: a seeded fifth of them) and scored on the held-out one; the prior's argmax, the
+          best validation epoch (the rule before METHOD_VERSION 6) and the one-standard-error rule.
+
+    .venv/bin/python benchmarks/validation_science.py --config conf/local.yaml probe
+    .venv/bin/python benchmarks/validation_science.py --config conf/local.yaml gnn --models contrastive-pmap-v1 random-init
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pyarrow.compute as pc
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+
+from patch_information import statistics  # noqa: E402
+
+from cytolake.config import load_config  # noqa: E402
+from cytolake.gnn import train as gnn_train  # noqa: E402
+from cytolake.gnn.data import load_graphs  # noqa: E402
+from cytolake.lake import Lake  # noqa: E402
+from cytolake.metrics import macro_f1  # noqa: E402
+from cytolake.train.model import load_encoder, to_input  # noqa: E402
+
+
+PRIOR = "the prior's argmax"
+
+
+def sections_of(brains, sections) -> np.ndarray:
+    return np.array([f"{b}/{int(s)}" for b, s in zip(brains, sections)])
+
+
+def corrected_f1(h, log_prior, y, fit, val, wd: float, steps: int = 200) -> float:
+    """Macro-F1 on `val` of argmax(log prior + W h), W fitted on `fit` with cross-entropy + wd * |W|^2."""
+    mu, sd = h[fit].mean(0), h[fit].std(0) + 1e-6
+    hs = torch.tensor((h - mu) / sd, dtype=torch.float32)
+    lp, yt = torch.tensor(log_prior, dtype=torch.float32), torch.tensor(y)
+    torch.manual_seed(0)
+    w = torch.zeros(h.shape[1], lp.shape[1], requires_grad=True)
+    opt = torch.optim.Adam([w], lr=0.01)
+    f = torch.from_numpy(fit)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(lp[f] + hs[f] @ w, yt[f]) + wd * (w ** 2).sum()
+        loss.backward()
+        opt.step()
+    v = torch.from_numpy(val)
+    return macro_f1(y[val], (lp[v] + hs[v] @ w.detach()).argmax(1).numpy())
+
+
+def probe(cfg) -> None:
+    lake = Lake(cfg.paths.lake)
+    t = lake.read("patches", ["brain_id", "section_id", "label", "split", "height", "width", "image", "pmap"])
+    t = t.filter(pc.and_(t["label"].is_valid(), pc.equal(t["split"], "train")))
+    h, w = t["height"][0].as_py(), t["width"][0].as_py()
+    images = np.stack([np.frombuffer(v, np.uint8) for v in t["image"].to_pylist()]).reshape(-1, h, w)
+    y = np.array(t["label"].to_pylist())
+    pmap = np.stack(t["pmap"].to_numpy(zero_copy_only=False)).astype(np.float64)
+    sec = sections_of(t["brain_id"].to_pylist(), t["section_id"].to_pylist())
+    names = sorted(set(sec))
+    val = np.isin(sec, names[::4])
+    fit = ~val
+    log_prior = np.log(pmap + 1e-3)
+    print(f"{len(y)} labelled train-split patches: fit {fit.sum()} ({len(names) - len(names[::4])} sections), "
+          f"validation {val.sum()} ({', '.join(names[::4])})")
+    print(f"{'features':40s} probe   prior+correction wd 10 / 1 / 0.1 / 0.01 (prior alone "
+          f"{macro_f1(y[val], pmap[val].argmax(1)):.3f})")
+    sources = {"hand-made statistics": lambda: np.stack([statistics(p.astype(np.float32)) for p in images])}
+    for d in sorted(p for p in Path(cfg.paths.models).iterdir() if (p / "encoder.pt").is_file()):
+        def features(d=d):
+            model = load_encoder(d)
+            with torch.no_grad():
+                return np.concatenate([model.features(to_input(torch.from_numpy(images[i:i + 256].copy()))).numpy()
+                                       for i in range(0, len(images), 256)])
+        sources[d.name] = features
+    for name, make in sources.items():
+        x = make()
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5)).fit(x[fit], y[fit])
+        corr = [corrected_f1(x, log_prior, y, fit, val, wd) for wd in (10.0, 1.0, 0.1, 0.01)]
+        print(f"{name:40s} {macro_f1(y[val], clf.predict(x[val])):.3f}   " + " / ".join(f"{c:.3f}" for c in corr), flush=True)
+
+
+def gnn(cfg, models: list[str]) -> None:
+    lake = Lake(cfg.paths.lake)
+    n_classes = lake.read("areas", ["area_index"]).num_rows
+    # with a standard error of 0 the rule keeps the earliest best epoch: the selection before METHOD_VERSION 6
+    rules = {"best validation epoch": lambda: mock.patch.object(gnn_train, "bootstrap_se", lambda *a, **k: 0.0),
+             "one standard error": contextlib.nullcontext}
+    for model in models:
+        gs = load_graphs(lake, model)
+        x, prior = gnn_train.node_inputs(gs, "gnn+"), gnn_train.node_prior(gs, "gnn+")
+        ei = torch.from_numpy(np.stack([gs.src, gs.dst])).long()
+        annotated = (gs.split == "train") & (gs.label >= 0)
+        sec = sections_of(gs.brain, gs.section)
+        names = sorted(set(sec[annotated]))
+        scores = {PRIOR: [], **{r: [] for r in rules}}
+        for k, held in enumerate(names):
+            out = annotated & (sec == held)
+            rest = [n for n in names if n != held]
+            rng = np.random.default_rng(k)
+            val = annotated & ~out & np.isin(sec, rng.choice(rest, max(1, round(0.2 * len(rest))), replace=False))
+            train = annotated & ~out & ~val
+            scores[PRIOR].append(macro_f1(gs.label[out], prior[out].argmax(1)))
+            for rule, patch in rules.items():
+                with patch():
+                    f = gnn_train.fit(x, gs.src, gs.dst, gs.label, train, val, n_classes, cfg.gnn, lambda *a: None, prior)
+                pred = gnn_train.predict(f.model, torch.from_numpy(x), ei, torch.from_numpy(prior)).argmax(1)
+                scores[rule].append(macro_f1(gs.label[out], pred[out]))
+                print(f"  {model} held out {held}: {rule}: epoch {f.best_epoch} kept, {scores[rule][-1]:.3f} "
+                      f"(the prior {scores[PRIOR][-1]:.3f})", flush=True)
+        for name, v in scores.items():
+            print(f"{model:24s} {name:24s} {np.mean(v):.3f} ± {np.std(v):.3f} over {len(v)} held-out sections")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="conf/local.yaml")
+    ap.add_argument("part", choices=["probe", "gnn"])
+    ap.add_argument("--models", nargs="+", default=["contrastive-pmap-v1", "random-init"])
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    cfg = load_config(a.config)
+    if a.part == "probe":
+        probe(cfg)
+    else:
+        gnn(cfg, a.models)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
