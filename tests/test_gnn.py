@@ -202,7 +202,7 @@ def test_model_selection_keeps_the_earliest_epoch_within_one_standard_error_of_t
 
 
 def test_the_one_standard_error_rule_and_its_bootstrap():
-    from cytolake.gnn.train import bootstrap_se, selected_epoch
+    from cytolake.gnn.train import bootstrap_se, resampled_macro_f1, selected_epoch
 
     assert selected_epoch([0.50, 0.70, 0.72, 0.71], 0.03) == 1
     assert selected_epoch([0.50, 0.70, 0.72, 0.71], 0.0) == 2
@@ -214,6 +214,12 @@ def test_the_one_standard_error_rule_and_its_bootstrap():
         y = rng.integers(0, 2, n)
         return y, np.where(rng.random(n) < 0.8, y, 1 - y)
 
+    y, pred = noisy(300)
+    idx = rng.integers(0, 300, (20, 300))
+    assert np.allclose(resampled_macro_f1(y, pred, idx), [macro_f1(y[i], pred[i]) for i in idx])  # sklearn's definition
+    y, pred = rng.integers(0, 30, 200), rng.integers(0, 35, 200)  # many areas, some predicted but never true
+    idx = rng.integers(0, 200, (20, 200))
+    assert np.allclose(resampled_macro_f1(y, pred, idx), [macro_f1(y[i], pred[i]) for i in idx])
     assert bootstrap_se(*[np.arange(50)] * 2, seed=0) == 0.0  # every resample is scored perfectly
     small, large = bootstrap_se(*noisy(100), seed=0), bootstrap_se(*noisy(1600), seed=0)
     assert 2.5 < small / large < 6  # ~ 1 / sqrt(n): 4

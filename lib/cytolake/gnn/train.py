@@ -73,13 +73,28 @@ class Fitted:
 BOOTSTRAP_RESAMPLES = 200
 
 
+def resampled_macro_f1(y: np.ndarray, pred: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """`metrics.macro_f1(y[i], pred[i])` for each row i of `idx`, by counting (sklearn per resample costs
+    ~1 ms at a few hundred nodes, this ~0.05 ms): per-area F1 = 2 TP / (true + predicted), averaged over the
+    areas present in the resample's truth."""
+    classes, codes = np.unique(np.r_[y, pred], return_inverse=True)
+    yc, pc = codes[: len(y)], codes[len(y):]
+    k, out = len(classes), np.empty(len(idx))
+    for r, i in enumerate(idx):
+        t, p = yc[i], pc[i]
+        true, predicted = np.bincount(t, minlength=k), np.bincount(p, minlength=k)
+        tp = np.bincount(t[t == p], minlength=k)
+        present = true > 0
+        out[r] = np.mean(2 * tp[present] / (true[present] + predicted[present]))
+    return out
+
+
 def bootstrap_se(y: np.ndarray, pred: np.ndarray, seed: int, resamples: int = BOOTSTRAP_RESAMPLES) -> float:
     """Standard error of macro-F1 over the nodes: sd of its value on resamples of the nodes drawn with replacement."""
     if len(y) < 2:
         return 0.0
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(y), (resamples, len(y)))
-    return float(np.std([macro_f1(y[i], pred[i]) for i in idx], ddof=1))
+    idx = np.random.default_rng(seed).integers(0, len(y), (resamples, len(y)))
+    return float(np.std(resampled_macro_f1(y, pred, idx), ddof=1))
 
 
 def selected_epoch(val_f1: list[float], se: float) -> int:
