@@ -1,5 +1,6 @@
 """Embedding and graph building on a tiny tiled lake: real Spark, real Delta tables, real BigTIFF sections."""
 
+import nibabel as nib
 import numpy as np
 import pyarrow.compute as pc
 import pytest
@@ -16,7 +17,7 @@ from cytolake.tiling.mask import section_cortex_mask
 from cytolake.train.model import to_input
 from cytolake.train.model import RANDOM_INIT, load_encoder
 
-from conftest import copy_of
+from conftest import copy_of, expected_pmaps
 
 
 quiet = dict(log=lambda *a: None)
@@ -138,6 +139,9 @@ def test_two_parallel_disks_make_one_closed_surface_between_them():
 
 def test_fsaverage5_gives_the_real_mesh_with_pmaps_at_its_vertices(cfg):
     atlas = Atlas(cfg.atlas)
+    img = nib.load(atlas.maps_path)
+    raw, inv = np.asanyarray(img.dataobj), np.linalg.inv(img.affine)
+    rng = np.random.default_rng(5)
     for hemi in ("left", "right"):
         g = fsaverage_graph(atlas, hemi)
         assert len(g["vertex_xyz"]) == 10242
@@ -146,6 +150,9 @@ def test_fsaverage5_gives_the_real_mesh_with_pmaps_at_its_vertices(cfg):
         assert g["components"] == 1
         p = g["pmap"]
         assert p.shape == (10242, len(atlas.areas)) and p.min() >= 0 and p.max() <= 1
+        some = rng.choice(10242, 200, replace=False)  # against scipy's trilinear sample of the NIfTI itself
+        want = expected_pmaps(raw, inv, [a.area_id for a in atlas.areas], g["vertex_xyz"][some])
+        assert want.max() > 0.5 and np.allclose(p[some], want, atol=1e-5)
         covered = (p.sum(1) > 0.1).mean()
         assert covered > 0.3, covered
         # the Juelich maps are per hemisphere: a left-hemisphere vertex carries left-hemisphere areas

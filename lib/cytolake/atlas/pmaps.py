@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import xxhash
 
+from cytolake.atlas.corners import sample_trilinear, trilinear_corners
 from cytolake.io.files import content_hash
 from cytolake.config import AtlasSettings
 
@@ -107,13 +108,16 @@ class Atlas:
             )
         return vol
 
-    @cached_property
-    def data(self) -> np.ndarray:
-        """All selected maps, shape (X, Y, Z, n_areas) float32."""
-        out = np.empty((*self.shape, len(self.areas)), dtype=np.float32)
-        for a in self.areas:
-            out[..., a.area_index] = self.area_map(a)
-        return out
+    def sample(self, xyz_mm: np.ndarray) -> np.ndarray:
+        """The selected maps' probabilities at points (n, 3) in MNI mm, trilinear, (n, n_areas) float32. Reads
+        only the voxels around the points: a dense (X, Y, Z, areas) copy of the maps, written area by area
+        into its last axis, took 6 s for the Juelich maps, 99 % of sampling fsaverage5's 10,242 vertices."""
+        idx, w = trilinear_corners(np.asarray(xyz_mm, np.float64), np.linalg.inv(self.affine))
+        p = sample_trilinear(self._raw, idx, w)[:, [a.area_id for a in self.areas]] * self.scale
+        if not np.isfinite(p).all() or p.min() < 0 or p.max() > 1 + 1e-6:
+            for a in self.areas:
+                self.area_map(a)  # raises, naming the map and what is wrong with it
+        return p.astype(np.float32)
 
     def areas_table(self, schema: pa.Schema) -> pa.Table:
         return pa.Table.from_pylist(

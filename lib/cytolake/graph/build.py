@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from cytolake.atlas.corners import corner_columns, sample_trilinear, trilinear_corners
+from cytolake.atlas.corners import corner_columns, trilinear_corners
 from cytolake.config import GraphSettings, TilingSettings
 from cytolake.graph.mesh import SectionPlane, components, mesh_edges, reconstruct, surface_mesh
 from cytolake.graph.nodes import nearest_locations, nearest_patches
@@ -110,7 +110,5 @@ def fsaverage_graph(atlas, hemisphere: str = "left") -> dict:
     verts, faces = np.asarray(mesh.coordinates, float), np.asarray(mesh.faces, np.int64)
     graph = graph_from_mesh(faces, len(verts))
     lo, hi = atlas.bounds_mm()
-    idx, w = trilinear_corners(verts, np.linalg.inv(atlas.affine))
-    pmap = sample_trilinear(atlas.data, idx, w).astype(np.float32)
-    return {"vertex_xyz": verts, "canonical_xyz": canonical(verts, lo, hi), "pmap": pmap,
+    return {"vertex_xyz": verts, "canonical_xyz": canonical(verts, lo, hi), "pmap": atlas.sample(verts),
             "src": graph.src, "dst": graph.dst, "components": graph.components}
