@@ -118,6 +118,7 @@ def test_truncated_section_is_marked_and_the_others_are_tiled(cfg, spark):
     assert tiled == {k for k in secs if k != ("B01", 2)}
 
 
+@pytest.mark.slow  # a chain: ingest and tile, a section image changed, ingest and tile again
 def test_changed_section_replaces_only_its_brain(tiled, spark, landing):
     cfg, _ = tiled
     lake = Lake(cfg.paths.lake)
