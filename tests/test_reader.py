@@ -139,3 +139,26 @@ def test_image_array_views_the_column_and_rejects_a_wrong_size(kind):
         image_array(images, 3, 3)
     with pytest.raises(TypeError, match="not binary"):
         image_array(pa.array(["abcdef"]), 2, 3)
+
+
+@pytest.mark.parametrize("batch_size,shuffle_buffer,world,start_step", [(5, 32, 1, 0), (4, 8, 2, 3), (16, 1024, 1, 0),
+                                                                         (3, 1, 3, 1)])
+def test_the_pool_holds_exactly_the_most_rows_the_plan_keeps_waiting(lake, batch_size, shuffle_buffer, world,
+                                                                     start_step):
+    """The pool is allocated once at the plan's bound: replaying the plan's arrivals and batches, the rows
+    waiting never exceed it and reach it (a bound of every sample would pass the first check alone)."""
+    s = PatchStream(snapshot_units(lake), batch_size, rank=world - 1, world=world, seed=3,
+                    shuffle_buffer=shuffle_buffer)
+    s.set_epoch(1, start_step)
+    plan = s._plan()
+    bound, waiting, k, most = plan.most_waiting(batch_size), 0, 0, 0
+    for start in range(0, plan.size, batch_size):
+        end = min(start + batch_size, plan.size)
+        while k < len(plan.units) and plan.first[k] < end:
+            waiting += len(plan.samples[int(plan.units[k])])
+            k += 1
+        most = max(most, waiting)
+        waiting -= end - start
+    assert most == bound
+    assert bound < plan.size or shuffle_buffer >= plan.size
+    assert len(ids(s.batches(2))) == plan.size

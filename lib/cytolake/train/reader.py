@@ -148,11 +148,11 @@ class PatchStream:
         (0: this thread). Rows wait in a `_Pool` until their batch (about a shuffle buffer's worth)."""
         plan = self._plan()
         arriving = read_ahead(lambda u: self._rows(u, plan.positions[u]), plan.units.tolist(), workers)
-        pool, k = _Pool(plan.size), 0
+        pool, k = _Pool(plan.size, plan.most_waiting(self.batch_size)), 0
         for i, start in enumerate(range(0, plan.size, self.batch_size)):
             end = min(start + self.batch_size, plan.size)
             while k < len(plan.units) and plan.first[k] < end:
-                pool.add(plan.samples[int(plan.units[k])], next(arriving), start)
+                pool.add(plan.samples[int(plan.units[k])], next(arriving))
                 k += 1
             yield {**pool.take(start, end), "step": self.start_step + i}
 
@@ -194,51 +194,53 @@ class EpochPlan:
     samples: dict[int, np.ndarray]  # unit -> its samples, in the order of their positions
     positions: dict[int, np.ndarray]  # unit -> those positions (among its filtered rows), sorted
 
+    def most_waiting(self, batch_size: int) -> int:
+        """The most rows that have arrived and are not yet in a batch at any point of the epoch: before batch
+        b every unit first needed before its end has arrived, and the b * batch_size samples before it are gone."""
+        if not self.size:
+            return 0
+        ends = np.minimum(np.arange(batch_size, self.size + batch_size, batch_size), self.size)
+        arrived = np.concatenate([[0], np.cumsum([len(self.samples[int(u)]) for u in self.units])])
+        waiting = arrived[np.searchsorted(self.first, ends, side="left")] - (ends - batch_size).clip(0)
+        return int(waiting.max())
+
 
 class _Pool:
     """The rows that have arrived and are not yet in a batch, in one array per column, so that a batch is one
-    take per column wherever its rows came from. A slot table maps each sample of the epoch to its row.
-    When full, the pool first drops the rows already batched, then grows, so each row is moved O(1) times."""
+    take per column wherever its rows came from. A slot table maps each sample of the epoch to its row;
+    a batch's rows free their slots for the rows that arrive next. The arrays hold exactly the most rows the
+    plan ever keeps waiting, allocated once: each row is copied in once and out once (growing and
+    compacting the arrays instead cost most of the reader's time at 2048 px, benchmarks/RESULTS.md)."""
 
-    def __init__(self, samples: int):
+    def __init__(self, samples: int, capacity: int):
         self.slot = np.full(samples, -1, np.int64)
+        self.free = np.arange(capacity)  # free rows: the first `n_free` entries
+        self.n_free = capacity
         self.columns: dict[str, np.ndarray] = {}
-        self.used = 0
 
-    def add(self, samples: np.ndarray, columns: dict[str, np.ndarray], done: int) -> None:
-        """Rows for `samples` (in that order); samples before `done` are in batches already."""
+    def add(self, samples: np.ndarray, columns: dict[str, np.ndarray]) -> None:
+        """Rows for `samples` (in that order)."""
         n = len(samples)
+        if n > self.n_free:
+            raise RuntimeError(f"reader: {n} rows arrived for {self.n_free} free rows of the pool (the plan's bound is wrong)")
         if not self.columns:
-            self.columns = {k: np.empty((2 * n, *v.shape[1:]), v.dtype) for k, v in columns.items()}
-        capacity = len(self.columns["label"])
-        if self.used + n > capacity:
-            live = done + np.flatnonzero(self.slot[done:] >= 0)
-            rows = self.slot[live]
-            self.used = len(live)
-            if self.used + n > capacity // 2:
-                capacity = 2 * (self.used + n)
-            self.columns = {k: _moved(v, rows, capacity) for k, v in self.columns.items()}
-            self.slot[live] = np.arange(self.used)
+            self.columns = {k: np.empty((len(self.free), *v.shape[1:]), v.dtype) for k, v in columns.items()}
+        rows = self.free[self.n_free - n:self.n_free]
         for k, v in columns.items():
             if v.shape[1:] != self.columns[k].shape[1:]:
                 raise ValueError(f"reader: {k} of shape {v.shape[1:]} among rows of shape {self.columns[k].shape[1:]}: "
                                  "one patch size per training run (filter by brain or retile)")
-            self.columns[k][self.used:self.used + n] = v
-        self.slot[samples] = np.arange(self.used, self.used + n)
-        self.used += n
+            self.columns[k][rows] = v
+        self.slot[samples] = rows
+        self.n_free -= n
 
     def take(self, start: int, end: int) -> dict:
-        """Samples start .. end - 1 as a batch, each copied once."""
+        """Samples start .. end - 1 as a batch, each copied once; their rows become free."""
         rows = self.slot[start:end]
         if (rows < 0).any():
             raise RuntimeError(f"reader: samples {start}..{end - 1} requested before their rows arrived")
         out = {k: np.take(v, rows, axis=0) for k, v in self.columns.items()}
+        self.free[self.n_free:self.n_free + len(rows)] = rows
+        self.n_free += len(rows)
         return {"image": torch.from_numpy(out["image"]), "pmap": torch.from_numpy(out["pmap"]),
                 "label": torch.from_numpy(out["label"]), "patch_id": out["patch_id"].tolist()}
-
-
-def _moved(column: np.ndarray, rows: np.ndarray, capacity: int) -> np.ndarray:
-    """The column's `rows` at the front of an array of `capacity` rows (the same array when it is big enough)."""
-    out = column if capacity <= len(column) else np.empty((capacity, *column.shape[1:]), column.dtype)
-    out[:len(rows)] = column[rows]
-    return out
