@@ -1,14 +1,16 @@
 """Embedding throughput as ratios against baselines taken in the same run.
 
-    python benchmarks/embed.py [--patch-px 64] [--batch 256] [--repeats 3] [--device cpu|cuda]
+    python benchmarks/embed.py [--patch-px 64] [--batch 256] [--head-downsample 1] [--repeats 3] [--device cpu|cuda]
 
   ours        patches/s of what each Spark embed task does per batch (`embed_images`: raw uint8 bytes ->
-              tensor -> input scaling -> channels-last ResNet-50 backbone -> float32 numpy), encoder loaded
-              through `cached_encoder` as the task loads it
-  default     the same with the model and input in the default (contiguous) memory layout
+              tensor -> input scaling -> encoder -> float32 numpy), encoder loaded through
+              `cached_encoder` as the task loads it (channels-last)
+  layouts     the same with the encoder in each memory layout of `model.with_layout`
   bare        a bare torchvision ResNet-50 forward to the pooled features on a ready float tensor of the
-              same size (3 channels, channels-last), no decode, no copy back
-Ratios: ours/bare (what our code costs around the network) and ours/default (what channels-last buys).
+              size the backbone sees (patch_px / head_downsample; 3 channels, channels-last), no decode,
+              no copy back
+Ratios: ours/bare (what our code and the input head cost around the network) and ours/contiguous (what
+the layout buys). On a GPU every side runs under bf16 autocast, as embed_images does there.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from torchvision.models import resnet50
 
 from cytolake.config import Settings
 from cytolake.embed.inference import cached_encoder, embed_images
-from cytolake.train.model import build_encoder, ensure_random_encoder, to_input
+from cytolake.train.model import LAYOUTS, ensure_random_encoder, load_encoder, with_layout
 from timing import call_seconds
 
 
@@ -36,39 +38,36 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--patch-px", type=int, default=64)
     p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--head-downsample", type=int, default=1, help="the seed's 2048 px: 8 (conf/cluster.example.yaml)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args()
     torch.manual_seed(0)
-    images = [np.random.default_rng(i).integers(0, 255, (a.patch_px, a.patch_px), np.uint8).tobytes()
-              for i in range(a.batch)]
+    pixels = np.random.default_rng(0).integers(0, 255, (a.batch, a.patch_px, a.patch_px), np.uint8)
+    res = {"device": a.device, "threads": torch.get_num_threads(), "patch_px": a.patch_px, "batch": a.batch,
+           "head_downsample": a.head_downsample}
     with tempfile.TemporaryDirectory() as d:
-        settings = Settings()
-        ensure_random_encoder(settings, Path(d) / "m")
-        model = cached_encoder(str(Path(d) / "m"), a.device)
-        pixels = np.frombuffer(b"".join(images), np.uint8).reshape(a.batch, a.patch_px, a.patch_px)
+        m = Path(d) / "m"
+        ensure_random_encoder(Settings(train={"head_downsample": a.head_downsample}), m)
+        model = cached_encoder(str(m), a.device)
         ours = best_rate(lambda: embed_images(model, pixels, a.device), a.batch, a.repeats, a.device)
-        plain = build_encoder(settings.train).to(a.device).eval()
-        x = torch.from_numpy(np.frombuffer(b"".join(images), np.uint8).reshape(a.batch, a.patch_px, a.patch_px).copy())
-
-        def default_layout():
-            with torch.inference_mode():
-                return plain.features(to_input(x.to(a.device))).cpu().numpy()
-
-        default = best_rate(default_layout, a.batch, a.repeats, a.device)
+        for layout in LAYOUTS:
+            other = with_layout(load_encoder(m, a.device).to(a.device), layout)
+            res[f"{layout}_patches_s"] = round(best_rate(lambda: embed_images(other, pixels, a.device), a.batch,
+                                                         a.repeats, a.device), 1)
     bare_net = resnet50(weights=None).to(a.device, memory_format=torch.channels_last).eval()
     bare_net.fc = torch.nn.Identity()
-    xb = torch.randn(a.batch, 3, a.patch_px, a.patch_px, device=a.device).contiguous(memory_format=torch.channels_last)
+    side = a.patch_px // a.head_downsample
+    xb = torch.randn(a.batch, 3, side, side, device=a.device).contiguous(memory_format=torch.channels_last)
 
     def bare_forward():
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=a.device == "cuda"):
             return bare_net(xb)
 
     bare = best_rate(bare_forward, a.batch, a.repeats, a.device)
-    print(json.dumps({"device": a.device, "threads": torch.get_num_threads(), "patch_px": a.patch_px, "batch": a.batch,
-                      "ours_patches_s": round(ours, 1), "default_layout_patches_s": round(default, 1),
-                      "bare_resnet50_patches_s": round(bare, 1), "ours_vs_bare": round(ours / bare, 3),
-                      "ours_vs_default_layout": round(ours / default, 3)}))
+    print(json.dumps({**res, "ours_patches_s": round(ours, 1), "bare_resnet50_patches_s": round(bare, 1),
+                      "ours_vs_bare": round(ours / bare, 3),
+                      "ours_vs_contiguous": round(ours / res["contiguous_patches_s"], 3)}))
 
 
 if __name__ == "__main__":

@@ -3,11 +3,14 @@
     python benchmarks/train.py --config conf/local.yaml [--patch-px 64] [--batch 32] [--steps 5] [--device cpu|cuda]
 
   step    samples/s of our training step (input head + ResNet-50 + projection + pmap loss, AdamW)
-          vs a bare torchvision ResNet-50 step (3-channel input, cross-entropy) on the same input size
+          vs a bare torchvision ResNet-50 step (3-channel input, cross-entropy) at the size the backbone
+          sees (patch_px / head_downsample): the ratio is what the head, projection, loss and our step cost
   augment time of the augmentation of one batch on the device (the trainer applies it there)
   reader  samples/s of PatchStream.batches (row groups decoded by reader threads, batches assembled in the
-          training thread) vs pq.read_table of the same files and columns with zero-copy pixel views
-On a GPU also: bf16 autocast and channels_last for both sides. Needs a tiled lake (`make demo`) for the reader.
+          training thread) vs pq.read_table of the same files and columns with zero-copy pixel views:
+          on the demo lake's train split (needs `make demo`; --skip-reader leaves it out) and on a scratch
+          table of seed-size patches (--seed-px, 0 leaves it out), once for each of --workers
+On a GPU also: bf16 autocast and channels_last for both sides. `benchmarks/gpu.sh` runs the GPU set.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ from cytolake.config import load_config
 from cytolake.lake import Lake
 from cytolake.train.augment import Augment, batch_generator
 from cytolake.train.dist import Single
-from cytolake.train.model import Encoder
+from cytolake.train.model import LAYOUTS, Encoder, with_layout
 from cytolake.train.reader import COLUMNS, PatchStream, image_array, snapshot_units
-from cytolake.train.trainer import contrastive_loss_step
+from cytolake.train.trainer import contrastive_loss_step, training_layout
 from timing import call_seconds
 
 
@@ -35,12 +38,13 @@ def mean_seconds(fn, steps: int, device) -> float:
     return float(np.mean(call_seconds(fn, steps, device)))
 
 
-def step_ratio(patch_px: int, batch: int, steps: int, device, head_downsample: int = 1) -> dict:
+def step_ratio(patch_px: int, batch: int, steps: int, device, head_downsample: int = 1,
+               layout: str = "contiguous") -> dict:
     bf16 = torch.bfloat16 if device.type == "cuda" else None
     fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    x = torch.randn(batch, 1, patch_px, patch_px, device=device).contiguous(memory_format=fmt)
+    ours = with_layout(Encoder(head_downsample=head_downsample).to(device), layout)
+    x = torch.randn(batch, 1, patch_px, patch_px, device=device).contiguous(memory_format=ours.input_layout)
     p = torch.rand(batch, 100, device=device)
-    ours = Encoder(head_downsample=head_downsample).to(device).to(memory_format=fmt)
     opt = torch.optim.AdamW(ours.parameters(), lr=1e-4)
 
     def our_step():
@@ -51,7 +55,8 @@ def step_ratio(patch_px: int, batch: int, steps: int, device, head_downsample: i
 
     bare = resnet50(weights=None).to(device).to(memory_format=fmt)
     bopt = torch.optim.AdamW(bare.parameters(), lr=1e-4)
-    x3 = x.expand(-1, 3, -1, -1).contiguous(memory_format=fmt)
+    side = patch_px // head_downsample
+    x3 = torch.randn(batch, 3, side, side, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, 1000, (batch,), device=device)
 
     def bare_step():
@@ -64,7 +69,7 @@ def step_ratio(patch_px: int, batch: int, steps: int, device, head_downsample: i
     t_ours, t_bare = mean_seconds(our_step, steps, device), mean_seconds(bare_step, steps, device)
     t_aug = mean_seconds(lambda: Augment()(x, batch_generator(0, 0, 0, 0, device)), steps, device)
     return {"patch_px": patch_px, "batch": batch, "head_downsample": head_downsample, "device": str(device),
-            "bf16_channels_last": device.type == "cuda",
+            "layout": layout, "bf16": device.type == "cuda",
             "ours_samples_per_s": round(batch / t_ours, 2), "bare_resnet50_samples_per_s": round(batch / t_bare, 2),
             "ratio": round(t_bare / t_ours, 3), "augment_ms_per_batch": round(1000 * t_aug, 2)}
 
@@ -84,18 +89,27 @@ def loss_cost(batch: int, areas: int, steps: int, device) -> dict:
 
 def reader_ratio(lake: Lake, batch: int, workers: int, repeats: int = 3) -> dict:
     """One epoch of the train split, best of `repeats` for each side (an epoch of the demo lake takes well
-    under a second). The baseline decodes the same files and columns and takes zero-copy numpy views of the
-    pixels, in file order: the reader adds the shuffle, the batch assembly and their copies."""
+    under a second). The baselines decode the same files and columns and take zero-copy numpy views of the
+    pixels: one file after another (`plain`), and `workers` files at a time in threads (`plain_threads`,
+    what the same number of threads can decode with no shuffle, no batches, no copies)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     units = snapshot_units(lake, splits=["train"])
     files = sorted({u.path for u in units})
 
-    def plain() -> float:
-        t0, n = time.perf_counter(), 0
-        for f in files:
-            t = pq.read_table(f, columns=COLUMNS)
-            h, w = t["height"][0].as_py(), t["width"][0].as_py()
-            n += sum(len(image_array(img, h, w)) for img in t["image"].chunks)
-            t["pmap"].combine_chunks().flatten().to_numpy()
+    def decoded(f) -> int:
+        t = pq.read_table(f, columns=COLUMNS)
+        h, w = t["height"][0].as_py(), t["width"][0].as_py()
+        t["pmap"].combine_chunks().flatten().to_numpy()
+        return sum(len(image_array(img, h, w)) for img in t["image"].chunks)
+
+    def plain(threads: int) -> float:
+        t0 = time.perf_counter()
+        if threads <= 1:
+            n = sum(decoded(f) for f in files)
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                n = sum(pool.map(decoded, files))
         return n / (time.perf_counter() - t0)
 
     def reader() -> float:
@@ -104,9 +118,12 @@ def reader_ratio(lake: Lake, batch: int, workers: int, repeats: int = 3) -> dict
             m += len(b["patch_id"])
         return m / (time.perf_counter() - t0)
 
-    base, ours = max(plain() for _ in range(repeats)), max(reader() for _ in range(repeats))
-    return {"plain_pyarrow_samples_per_s": round(base, 1), "reader_samples_per_s": round(ours, 1),
-            "reader_ratio": round(ours / base, 3), "workers": workers, "batch": batch, "repeats": repeats}
+    base, ours = max(plain(1) for _ in range(repeats)), max(reader() for _ in range(repeats))
+    threaded = max(plain(workers) for _ in range(repeats))
+    return {"plain_pyarrow_samples_per_s": round(base, 1), "plain_threads_samples_per_s": round(threaded, 1),
+            "reader_samples_per_s": round(ours, 1), "reader_ratio": round(ours / base, 3),
+            "reader_vs_threads": round(ours / threaded, 3), "workers": workers, "batch": batch, "repeats": repeats,
+            "files": len(files), "row_groups": len(units)}
 
 
 def seed_size_lake(root, px: int, n: int) -> Lake:
@@ -133,22 +150,27 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--head-downsample", type=int, default=1)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--skip-reader", action="store_true")
+    p.add_argument("--layouts", nargs="*", choices=LAYOUTS, help="our model's memory layouts to measure "
+                   "(default: the trainer's: backbone on a GPU, contiguous on the CPU)")
+    p.add_argument("--skip-reader", action="store_true", help="leave out the demo lake's reader measurement")
+    p.add_argument("--workers", type=int, nargs="*", help="reader threads to measure (default: the config's)")
     p.add_argument("--seed-px", type=int, default=2048, help="patch size of the seed-size reader measurement (0: skip)")
     p.add_argument("--seed-samples", type=int, default=192)
     a = p.parse_args()
     device = torch.device(a.device)
-    res = {"step": [step_ratio(px, a.batch, a.steps, device, a.head_downsample) for px in a.patch_px],
+    layouts = a.layouts or [training_layout(device)]
+    res = {"step": [step_ratio(px, a.batch, a.steps, device, a.head_downsample, lay) for px in a.patch_px for lay in layouts],
            "loss": loss_cost(2048, 103, a.steps, device)}
+    cfg = load_config(a.config)
+    workers = a.workers or [cfg.train.workers]
     if not a.skip_reader:
-        cfg = load_config(a.config)
-        res["reader"] = reader_ratio(Lake(cfg.paths.lake), cfg.train.batch_size, cfg.train.workers)
-        if a.seed_px:
-            import tempfile
+        res["reader"] = [reader_ratio(Lake(cfg.paths.lake), cfg.train.batch_size, w) for w in workers]
+    if a.seed_px:
+        import tempfile
 
-            with tempfile.TemporaryDirectory() as d:
-                big = seed_size_lake(f"{d}/lake", a.seed_px, a.seed_samples)
-                res["reader_seed_size"] = {"patch_px": a.seed_px, **reader_ratio(big, 16, cfg.train.workers)}
+        with tempfile.TemporaryDirectory() as d:
+            big = seed_size_lake(f"{d}/lake", a.seed_px, a.seed_samples)
+            res["reader_seed_size"] = [{"patch_px": a.seed_px, **reader_ratio(big, 16, w)} for w in workers]
     print(json.dumps(res, indent=2))
 
 

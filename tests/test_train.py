@@ -10,7 +10,7 @@ import torch
 from cytolake.eval.probe import probe_table, run_probe
 from cytolake.lake import Lake
 from cytolake.train.dist import Single
-from cytolake.train.model import ensure_random_encoder, load_encoder
+from cytolake.train.model import LAYOUTS, Encoder, ensure_random_encoder, load_encoder, with_layout
 from cytolake.train.trainer import run_train_contrastive
 
 from conftest import ROOT, losses, with_train
@@ -122,3 +122,23 @@ def test_the_training_step_lowers_the_loss_on_a_batch_it_sees_again(objective):
     tr = _training(t, 4, 40, torch.device("cpu"))
     losses_ = [float(_step(tr, t, batch, 0, 4, None, Single(), torch.device("cpu"), None)) for _ in range(30)]
     assert np.mean(losses_[-3:]) < 0.8 * losses_[0], losses_
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_every_memory_layout_computes_the_same_features(layout):
+    """The layouts of `with_layout` change where the convolutions' data lies, never what they compute; the
+    input head's weights stay in the default layout exactly when the layout is `backbone`."""
+    torch.manual_seed(0)
+    model = Encoder(head_downsample=4, backbone="resnet18").eval()
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        expected = model.features(x)
+        with_layout(model, layout)
+        got = model.features(x.contiguous(memory_format=model.input_layout))
+    assert torch.allclose(got, expected, atol=1e-5)
+    head_cl = model.head.layers[3].weight.is_contiguous(memory_format=torch.channels_last)
+    backbone_cl = model.backbone.layer1[0].conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert (head_cl, backbone_cl) == {"channels_last": (True, True), "backbone": (False, True),
+                                      "contiguous": (False, False)}[layout]
+    with pytest.raises(ValueError, match="unknown layout"):
+        with_layout(model, "nhwc")

@@ -18,6 +18,7 @@ from cytolake.config import Settings, TrainSettings
 
 RANDOM_INIT = "random-init"  # the model version of the untrained baseline
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+LAYOUTS = ("channels_last", "backbone", "contiguous")  # memory layouts of `with_layout`
 
 
 def _norm(kind: str):
@@ -62,15 +63,33 @@ class Encoder(nn.Module):
         self.backbone.fc = nn.Identity()
         d = self.feature_dim
         self.projection = nn.Sequential(nn.Linear(d, d), nn.ReLU(inplace=True), nn.Linear(d, projection_dim))
+        self.input_layout = self.backbone_layout = torch.contiguous_format  # set by with_layout
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled backbone output (N, feature_dim) for (N, 1, H, W) float input."""
-        return self.backbone(self.head(x))
+        return self.backbone(self.head(x).contiguous(memory_format=self.backbone_layout))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(features, z): z is the L2-normalised projection the loss is computed on."""
         h = self.features(x)
         return h, nn.functional.normalize(self.projection(h), dim=1)
+
+
+def with_layout(model: Encoder, layout: str) -> Encoder:
+    """The encoder in a memory layout: `channels_last` (every convolution), `backbone` (the ResNet
+    channels-last, the single-channel input head not), or `contiguous`; benchmarks/train.py and embed.py
+    measure each. Inputs go in as `x.contiguous(memory_format=model.input_layout)`."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r} (one of {', '.join(LAYOUTS)})")
+    cl = torch.channels_last
+    model.to(memory_format=torch.contiguous_format)
+    if layout == "channels_last":
+        model.to(memory_format=cl)
+    elif layout == "backbone":
+        model.backbone.to(memory_format=cl)
+    model.backbone_layout = torch.contiguous_format if layout == "contiguous" else cl
+    model.input_layout = cl if layout == "channels_last" else torch.contiguous_format
+    return model
 
 
 def to_input(images: torch.Tensor) -> torch.Tensor:
