@@ -1,0 +1,148 @@
+"""Can the synthetic world's images tell apart the areas that the atlas confuses? An upper bound from the
+laminar signatures alone (no lake, no learning of images).
+
+The atlas alone (pmap-argmax) errs where two maps overlap; GNN+ can beat it only by telling those two areas
+apart from the patch. This script takes every pair of areas that the Juelich maps confuse (voxels whose
+largest probability is one area and whose second largest, at least half of it, is the other), weighted by
+how many voxels they share, and asks how well an ideal observer could separate them from the expected
+depth profile of cell-body staining, given only how each area varies between brains:
+
+- a profile is the expected stained area fraction per pixel down the depth (neurons by lamina, bands, glia;
+  `synth/texture.cell_area_fraction` without its Poisson draw), at the tiling's spacing, from the pial
+  surface 4.5 mm down (cortex, then white matter), divided by its mean over the cortex (the section's stain
+  scales the whole profile);
+- `--brains` brains per area drawn as the synthetic world draws them (`cytoarchitecture.brain_signature`:
+  layer widths, densities, cortical thickness, soma size);
+- a shrinkage LDA per pair, 5-fold cross-validated accuracy on those brains (0.5: no better than a coin);
+- the same for a rendered observer: for each of those brains one patch of `tiling.patch_px` px rendered as
+  the world renders sections (`texture.render_section`: Poisson cell counts, soma blur, glia, neuropil,
+  Beer-Lambert staining, a section's stain, gain, offset and scanner noise drawn as `section_style` draws
+  them, no artifacts), of straight cortex with the pial surface at the top, and its grey levels averaged
+  along the cortex (one value per depth row): what a patch shows of the profile, if the observer knew the
+  depth axis.
+
+Both are upper bounds: the cortex runs straight along the patch, the depth axis is known, and no cutting
+angle, artifact or neighbouring area enters it; the rendered patches of the demo have all of these. Pairs the
+bounds cannot separate, no encoder can; pairs they do separate, an encoder could learn to.
+
+    .venv/bin/python benchmarks/neighbour_separability.py [--config conf/local.yaml] [--brains 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+
+import numpy as np
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.model_selection import cross_val_score
+
+from cytolake.atlas.pmaps import Atlas
+from cytolake.config import load_config
+from cytolake.synth import cytoarchitecture as cyto
+from cytolake.synth.cytoarchitecture import GLIA_PER_MM3, GLIA_UM, WHITE_GLIA_PER_MM3, Signature
+from cytolake.synth.texture import render_section, section_style, signature_tables
+
+DEPTH_MM = 4.5
+
+
+def profile(sig: Signature, spacing_um: float, section_um: float) -> np.ndarray:
+    """Expected stained area fraction per pixel from the pial surface down, divided by its cortex mean."""
+    px_um2, voxel_mm3 = spacing_um**2, spacing_um**2 * section_um * 1e-9
+    depth_mm = (np.arange(int(DEPTH_MM * 1000 / spacing_um)) + 0.5) * spacing_um / 1000
+    d = depth_mm / sig.thickness_mm
+    cortex = d < 1
+    lamina = np.searchsorted(np.cumsum(sig.thickness)[:-1], d.clip(0, 1), side="left")
+    density = np.asarray(sig.density)[lamina]
+    soma = np.asarray(sig.soma_um)[lamina]
+    if sig.band:
+        lo, hi, fd, fs = sig.band
+        inside = (d >= lo) & (d < hi)
+        density, soma = np.where(inside, density * fd, density), np.where(inside, soma * fs, soma)
+    frac = density * voxel_mm3 * np.pi / 4 * soma**2 / px_um2
+    glia = np.where(cortex, GLIA_PER_MM3, WHITE_GLIA_PER_MM3) * voxel_mm3 * np.pi / 4 * GLIA_UM**2 / px_um2
+    frac = np.where(cortex, frac, 0.0) + glia
+    return frac / frac[cortex].mean()
+
+
+def rendered_profile(sig: Signature, spacing_um: float, section_um: float, px: int, rng: np.random.Generator) -> np.ndarray:
+    """A rendered px x px patch of straight cortex (pial surface at row 0) averaged along the cortex."""
+    depth_mm = (np.arange(px) + 0.5) * spacing_um / 1000
+    d = np.repeat((depth_mm / sig.thickness_mm)[:, None], px, axis=1)
+    cortex, white = d < 1, d >= 1
+    style = section_style(rng, float(np.exp(rng.normal(0, 0.1))), rng.uniform(0.9, 1.1), rng.uniform(-5, 5), 0.0)
+    img = render_section(signature_tables([sig]), np.zeros(d.shape, np.int64), np.where(cortex, d, 0).astype(np.float32),
+                         cortex, white, spacing_um, section_um, style, rng)
+    return img.mean(axis=1)
+
+
+def confused_pairs(atlas: Atlas) -> Counter:
+    """(name a, name b) -> voxels where a has the largest probability and b the second, at least half of it
+    (hemispheres merged: left and right of an area share a signature)."""
+    top = np.zeros(atlas.shape, np.float32)
+    second = np.zeros(atlas.shape, np.float32)
+    i_top = np.full(atlas.shape, -1, np.int32)
+    i_second = np.full(atlas.shape, -1, np.int32)
+    for k, a in enumerate(atlas.areas):
+        p = atlas.area_map(a)
+        new_top = p > top
+        second = np.where(new_top, top, np.maximum(second, p))
+        i_second = np.where(new_top, i_top, np.where(p > second, k, i_second))
+        top, i_top = np.where(new_top, p, top), np.where(new_top, k, i_top)
+    hit = (i_second >= 0) & (second >= 0.5 * top) & (top > 0)
+    names = [a.name for a in atlas.areas]
+    pairs = Counter()
+    for a, b in zip(i_top[hit].tolist(), i_second[hit].tolist()):
+        na, nb = names[a], names[b]
+        if na != nb:
+            pairs[tuple(sorted((na, nb)))] += 1
+    return pairs
+
+
+def pair_accuracy(pa: np.ndarray, pb: np.ndarray, seed: int) -> float:
+    x = np.vstack([pa, pb])
+    y = np.r_[np.zeros(len(pa)), np.ones(len(pb))]
+    lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+    order = np.random.default_rng(seed).permutation(len(y))
+    return float(cross_val_score(lda, x[order], y[order], cv=5).mean())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="conf/local.yaml")
+    p.add_argument("--brains", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top", type=int, default=15)
+    a = p.parse_args()
+    cfg = load_config(a.config)
+    spacing, section = cfg.tiling.spacing_um, cfg.synth.section_thickness_um
+    pairs = confused_pairs(Atlas(cfg.atlas))
+    rng = np.random.default_rng(a.seed)
+    names = sorted({n for pair in pairs for n in pair})
+    ideal, rendered = {}, {}
+    for n in names:
+        brains = [cyto.brain_signature(cyto.signature(n), rng, float(np.exp(rng.normal(0, 0.05)))) for _ in range(a.brains)]
+        ideal[n] = np.stack([profile(b, spacing, section) for b in brains])
+        rendered[n] = np.stack([rendered_profile(b, spacing, section, cfg.tiling.patch_px, rng) for b in brains])
+    rows = []
+    for (na, nb), voxels in pairs.most_common():
+        same = cyto.signature(na) == cyto.signature(nb)
+        rows.append({"a": na, "b": nb, "voxels": voxels, "same_family": cyto.family(na) == cyto.family(nb),
+                     "same_signature": same,
+                     "ideal_accuracy": 0.5 if same else round(pair_accuracy(ideal[na], ideal[nb], a.seed), 3),
+                     "rendered_accuracy": 0.5 if same else round(pair_accuracy(rendered[na], rendered[nb], a.seed), 3)})
+    w = np.array([r["voxels"] for r in rows], float)
+    summary = {"spacing_um": spacing, "patch_px": cfg.tiling.patch_px, "brains_per_area": a.brains,
+               "confused_pairs": len(rows), "confused_voxels": int(w.sum()),
+               "voxel_share_same_signature": round(float(w[[r["same_signature"] for r in rows]].sum() / w.sum()), 3)}
+    for kind in ("ideal", "rendered"):
+        acc = np.array([r[f"{kind}_accuracy"] for r in rows])
+        summary[kind] = {"voxel_weighted_mean_accuracy": round(float((w * acc).sum() / w.sum()), 3),
+                         **{f"voxel_share_accuracy_>=_{t}": round(float(w[acc >= t].sum() / w.sum()), 3)
+                            for t in (0.6, 0.75, 0.9, 0.99)}}
+    print(json.dumps({"summary": summary, "most_confused": rows[:a.top]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
