@@ -32,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from patch_information import statistics  # noqa: E402
+from patch_information import depth_profile, statistics  # noqa: E402
 
 from cytolake.config import load_config  # noqa: E402
 from cytolake.gnn import train as gnn_train  # noqa: E402
@@ -84,7 +84,10 @@ def probe(cfg) -> None:
           f"validation {val.sum()} ({', '.join(names[::4])})")
     print(f"{'features':40s} probe   prior+correction wd 10 / 1 / 0.1 / 0.01 (prior alone "
           f"{macro_f1(y[val], pmap[val].argmax(1)):.3f})")
-    sources = {"hand-made statistics": lambda: np.stack([statistics(p.astype(np.float32)) for p in images])}
+    sources = {"hand-made statistics": lambda: np.stack([statistics(p.astype(np.float32)) for p in images]),
+               "depth profile": lambda: np.stack([depth_profile(p.astype(np.float32)) for p in images]),
+               "hand-made statistics + depth profile": lambda: np.stack(
+                   [np.r_[statistics(q), depth_profile(q)] for q in (p.astype(np.float32) for p in images)])}
     for d in sorted(p for p in Path(cfg.paths.models).iterdir() if (p / "encoder.pt").is_file()):
         def features(d=d):
             model = load_encoder(d)
