@@ -27,8 +27,12 @@ bounds cannot separate, no encoder can; pairs they do separate, an encoder could
 
 With `--patches` (after `make demo`), the same pairs on the demo lake's own patches: the labelled patches of
 the `train` split only (no test or transfer patch is read), an area pair where each area has >= 20 patches in
-each training brain, leave-one-brain-out balanced accuracy of the same LDA on the 30 intensity statistics
-and on the label-free depth profile of `patch_information.py`.
+each training brain, leave-one-brain-out balanced accuracy of the same LDA on the 30 intensity statistics,
+on the label-free depth profile of `patch_information.py`, and on the same profile read along the depth axis
+that the world's truth gives (an oracle: the direction across the cortex ribbon of the section's truth label
+image around the patch centre, the patch resampled from the section turned to it; and the same moved to the
+middle of the ribbon; and that profile with its mean and scale removed per patch): how much of what the
+patches lose is the unknown orientation, the patch's place in the ribbon, and the section's stain.
 
     .venv/bin/python benchmarks/neighbour_separability.py [--config conf/local.yaml] [--brains 200] [--patches]
 """
@@ -38,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
@@ -113,6 +118,44 @@ def pair_accuracy(pa: np.ndarray, pb: np.ndarray, seed: int) -> float:
     return float(cross_val_score(lda, x[order], y[order], cv=5).mean())
 
 
+def truth_axis_profiles(cfg, brains, sections, xs, ys, px: int, centred: bool = False) -> np.ndarray:
+    """For patch centres (level-0 pixels of the landing's section images), the `depth_profile` features of a
+    px x px patch resampled from the section along the local direction across the cortex ribbon of the
+    section's truth label image (structure tensor of the smoothed cortex mask around it); with `centred`,
+    the patch is also moved along that direction to the middle of the ribbon (the point farthest from its
+    edges within half a patch)."""
+    import tifffile
+    from scipy import ndimage
+
+    from patch_information import depth_profile
+
+    out = np.zeros((len(xs), 36))
+    half = np.arange(px) - px / 2 + 0.5
+    for key in sorted(set(zip(brains, sections))):
+        folder = Path(cfg.paths.landing) / key[0]
+        image = tifffile.imread(folder / "images" / f"section_{key[1]:04d}.tif").astype(np.float32)
+        labels = tifffile.imread(folder / "truth" / f"section_{key[1]:04d}_labels.tif")
+        f = image.shape[0] / labels.shape[0]
+        mask = ndimage.gaussian_filter((labels > 0).astype(np.float32), 1.5)
+        inside = ndimage.distance_transform_edt(labels > 0)
+        gy, gx = np.gradient(mask)
+        jxx, jxy, jyy = (ndimage.uniform_filter(v, 2 * px / f) for v in (gx * gx, gx * gy, gy * gy))
+        for i in np.flatnonzero((brains == key[0]) & (sections == key[1])):
+            r, c = int(ys[i] / f), int(xs[i] / f)
+            j = np.array([[jxx[r, c], jxy[r, c]], [jxy[r, c], jyy[r, c]]])
+            nx, ny = np.linalg.eigh(j)[1][:, -1]  # across the ribbon
+            y0, x0 = ys[i], xs[i]
+            if centred:
+                along = half[:: max(1, int(f) // 2)]
+                d = ndimage.map_coordinates(inside, [(y0 + along * ny) / f, (x0 + along * nx) / f], order=1)
+                y0, x0 = y0 + along[d.argmax()] * ny, x0 + along[d.argmax()] * nx
+            u, v = np.meshgrid(half, half, indexing="ij")  # u: depth (rows), v: along the ribbon
+            rows_, cols_ = y0 + u * ny + v * nx, x0 + u * nx - v * ny
+            patch = ndimage.map_coordinates(image, [rows_, cols_], order=1, mode="nearest")
+            out[i] = depth_profile(patch, turn=False)
+    return out
+
+
 def lake_pairs(cfg, rows: list[dict]) -> list[dict]:
     """Leave-one-brain-out balanced accuracy of the pairs in `rows` on the demo lake's labelled train patches."""
     import pyarrow.compute as pc
@@ -123,14 +166,22 @@ def lake_pairs(cfg, rows: list[dict]) -> list[dict]:
 
     lake = Lake(cfg.paths.lake)
     names_of = {r["area_index"]: r["name"] for r in lake.read("areas", ["area_index", "name"]).to_pylist()}
-    t = lake.read("patches", ["brain_id", "label", "split", "height", "width", "image"])
+    t = lake.read("patches", ["brain_id", "section_id", "x", "y", "label", "split", "height", "width", "image"])
     t = t.filter(pc.and_(t["label"].is_valid(), pc.equal(t["split"], "train")))
     h, w = t["height"][0].as_py(), t["width"][0].as_py()
     images = np.stack([np.frombuffer(v, np.uint8) for v in t["image"].to_pylist()]).reshape(-1, h, w).astype(np.float32)
     names = np.array([names_of[v] for v in t["label"].to_pylist()])
     brain = np.array(t["brain_id"].to_pylist())
     features = {"statistics": np.stack([statistics(q) for q in images]),
-                "depth_profile": np.stack([depth_profile(q) for q in images])}
+                "depth_profile": np.stack([depth_profile(q) for q in images]),
+                **{name: truth_axis_profiles(cfg, brain, np.array(t["section_id"].to_pylist()),
+                                             np.array(t["x"].to_pylist(), float), np.array(t["y"].to_pylist(), float),
+                                             h, centred)
+                   for name, centred in (("depth_profile_truth_axis", False), ("depth_profile_truth_axis_centred", True))}}
+    c = features["depth_profile_truth_axis_centred"]
+    sd = c[:, :24].std(axis=1, keepdims=True) + 1e-6  # the section's stain and gain scale the whole profile
+    features["depth_profile_truth_axis_centred_normalised"] = np.c_[(c[:, :24] - c[:, :24].mean(axis=1, keepdims=True)) / sd,
+                                                                    c[:, 24:] / sd]
     out = []
     for r in rows:
         m = np.isin(names, [r["a"], r["b"]])

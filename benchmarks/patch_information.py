@@ -33,20 +33,23 @@ def statistics(p: np.ndarray) -> np.ndarray:
     return np.r_[q, hist, p.std(), centre.mean(), centre.std(), np.abs(gx).mean(), np.abs(gy).mean(), (p < 120).mean()]
 
 
-def depth_profile(p: np.ndarray, bins: int = 24) -> np.ndarray:
+def depth_profile(p: np.ndarray, bins: int = 24, turn: bool = True) -> np.ndarray:
     """Statistics of the patch read along its own depth axis, found without any label: the direction of
     strongest intensity change (the structure tensor of the smoothed patch: layers are bands parallel to
     the cortical surface) turned to the vertical, grey levels averaged along the bands over the central
     half, the profile flipped so its brighter half comes first (the side is otherwise unknown). Returns the
-    profile in `bins` bins and the magnitudes of its first 12 Fourier coefficients (shift-free)."""
+    profile in `bins` bins and the magnitudes of its first 12 Fourier coefficients (shift-free). With
+    turn=False the patch is taken as already turned (its rows run down the depth)."""
     from scipy import ndimage
 
-    g = ndimage.gaussian_filter(p, 3.0)
-    gy, gx = np.gradient(g)
-    j = np.array([[np.sum(gx * gx), np.sum(gx * gy)], [np.sum(gx * gy), np.sum(gy * gy)]])
-    vx, vy = np.linalg.eigh(j)[1][:, -1]
-    angle = np.degrees(np.arctan2(vx, vy))  # rotating by it brings the depth axis to the rows
-    r = ndimage.rotate(p, -angle, reshape=False, order=1, mode="nearest")
+    r = p
+    if turn:
+        g = ndimage.gaussian_filter(p, 3.0)
+        gy, gx = np.gradient(g)
+        j = np.array([[np.sum(gx * gx), np.sum(gx * gy)], [np.sum(gx * gy), np.sum(gy * gy)]])
+        vx, vy = np.linalg.eigh(j)[1][:, -1]
+        angle = np.degrees(np.arctan2(vx, vy))  # rotating by it brings the depth axis to the rows
+        r = ndimage.rotate(p, -angle, reshape=False, order=1, mode="nearest")
     h, w = r.shape
     prof = r[:, w // 4: 3 * w // 4].mean(axis=1)
     if prof[: h // 2].mean() < prof[h // 2:].mean():
