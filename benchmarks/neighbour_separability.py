@@ -97,9 +97,10 @@ def confused_pairs(atlas: Atlas) -> Counter:
     for k, a in enumerate(atlas.areas):
         p = atlas.area_map(a)
         new_top = p > top
-        second = np.where(new_top, top, np.maximum(second, p))
-        i_second = np.where(new_top, i_top, np.where(p > second, k, i_second))
-        top, i_top = np.where(new_top, p, top), np.where(new_top, k, i_top)
+        new_second = ~new_top & (p > second)
+        i_second = np.where(new_top, i_top, np.where(new_second, k, i_second))
+        second = np.where(new_top, top, np.where(new_second, p, second))
+        i_top, top = np.where(new_top, k, i_top), np.where(new_top, p, top)
     hit = (i_second >= 0) & (second >= 0.5 * top) & (top > 0)
     names = [a.name for a in atlas.areas]
     pairs = Counter()

@@ -10,7 +10,8 @@
           training thread) vs pq.read_table of the same files and columns with zero-copy pixel views:
           on the demo lake's train split (needs `make demo`; --skip-reader leaves it out) and on a scratch
           table of seed-size patches (--seed-px, 0 leaves it out), once for each of --workers
-On a GPU also: bf16 autocast and channels_last for both sides. `benchmarks/gpu.sh` runs the GPU set.
+On a GPU also: bf16 autocast for both sides, and channels_last for the bare network (ours: --layouts).
+`benchmarks/gpu.sh` runs the GPU set.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def main() -> None:
     p.add_argument("--head-downsample", type=int, default=1)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--layouts", nargs="*", choices=LAYOUTS, help="our model's memory layouts to measure "
-                   "(default: the trainer's: backbone on a GPU, contiguous on the CPU)")
+                   "(default: the trainer's: channels_last on a GPU, contiguous on the CPU)")
     p.add_argument("--skip-reader", action="store_true", help="leave out the demo lake's reader measurement")
     p.add_argument("--workers", type=int, nargs="*", help="reader threads to measure (default: the config's)")
     p.add_argument("--seed-px", type=int, default=2048, help="patch size of the seed-size reader measurement (0: skip)")
