@@ -7,7 +7,8 @@
 #
 # step at the seed's geometry (2048 px, input head /8, ResNet-50, 32 a GPU) and at the demo's (96 px, /2),
 # each in the three memory layouts of model.with_layout; the reader on seed-size patches with 1, 2, 4 and
-# 8 threads (and the host's memory copy rate, its ceiling); embedding at 2048 px and at 96 px.
+# 8 threads (and the host's memory copy rate, its ceiling), then with 4 and 8 at a cluster's shuffle buffer
+# (256) and batch (32); embedding at 2048 px and at 96 px.
 set -eu
 out=${1:-.}
 if [ -d .whl ]; then
@@ -22,6 +23,8 @@ python3 -c "import numpy as np, time; a = np.ones(2**31, np.uint8); b = a.copy()
 layouts="channels_last backbone contiguous"
 python3 benchmarks/train.py --config conf/local.yaml --skip-reader --patch-px 2048 --head-downsample 8 --batch 32 \
   --steps 20 --layouts $layouts --workers 1 2 4 8 --seed-samples 512 | tee "$out/train_2048.json"
+python3 benchmarks/train.py --config conf/local.yaml --skip-reader --patch-px 64 --batch 4 --steps 1 \
+  --workers 4 8 --seed-samples 512 --seed-batch 32 --shuffle-buffer 256 | tee "$out/reader_cluster_settings.json"
 python3 benchmarks/train.py --config conf/local.yaml --skip-reader --patch-px 96 --head-downsample 2 --batch 64 \
   --steps 50 --layouts $layouts --seed-px 0 | tee "$out/train_96.json"
 python3 benchmarks/embed.py --patch-px 2048 --head-downsample 8 --batch 64 --repeats 10 | tee "$out/embed_2048.json"

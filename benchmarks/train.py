@@ -88,7 +88,7 @@ def loss_cost(batch: int, areas: int, steps: int, device) -> dict:
     return {"global_batch": batch, "areas": areas, "loss_fwd_bwd_ms": round(1000 * t_loss, 2)}
 
 
-def reader_ratio(lake: Lake, batch: int, workers: int, repeats: int = 3) -> dict:
+def reader_ratio(lake: Lake, batch: int, workers: int, repeats: int = 3, shuffle_buffer: int = 2048) -> dict:
     """One epoch of the train split, best of `repeats` for each side (an epoch of the demo lake takes well
     under a second). The baselines decode the same files and columns and take zero-copy numpy views of the
     pixels: one file after another (`plain`), and `workers` files at a time in threads (`plain_threads`,
@@ -115,7 +115,7 @@ def reader_ratio(lake: Lake, batch: int, workers: int, repeats: int = 3) -> dict
 
     def reader() -> float:
         t0, m = time.perf_counter(), 0
-        for b in PatchStream(units, batch, seed=0, shuffle_buffer=2048).batches(workers):
+        for b in PatchStream(units, batch, seed=0, shuffle_buffer=shuffle_buffer).batches(workers):
             m += len(b["patch_id"])
         return m / (time.perf_counter() - t0)
 
@@ -124,6 +124,7 @@ def reader_ratio(lake: Lake, batch: int, workers: int, repeats: int = 3) -> dict
     return {"plain_pyarrow_samples_per_s": round(base, 1), "plain_threads_samples_per_s": round(threaded, 1),
             "reader_samples_per_s": round(ours, 1), "reader_ratio": round(ours / base, 3),
             "reader_vs_threads": round(ours / threaded, 3), "workers": workers, "batch": batch, "repeats": repeats,
+            "shuffle_buffer": shuffle_buffer,
             "files": len(files), "row_groups": len(units)}
 
 
@@ -157,6 +158,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, nargs="*", help="reader threads to measure (default: the config's)")
     p.add_argument("--seed-px", type=int, default=2048, help="patch size of the seed-size reader measurement (0: skip)")
     p.add_argument("--seed-samples", type=int, default=192)
+    p.add_argument("--seed-batch", type=int, default=16, help="batch of the seed-size reader measurement")
+    p.add_argument("--shuffle-buffer", type=int, default=2048, help="shuffle buffer of the seed-size reader measurement")
     a = p.parse_args()
     device = torch.device(a.device)
     layouts = a.layouts or [training_layout(device)]
@@ -171,7 +174,8 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as d:
             big = seed_size_lake(f"{d}/lake", a.seed_px, a.seed_samples)
-            res["reader_seed_size"] = [{"patch_px": a.seed_px, **reader_ratio(big, 16, w)} for w in workers]
+            res["reader_seed_size"] = [{"patch_px": a.seed_px, **reader_ratio(big, a.seed_batch, w, shuffle_buffer=a.shuffle_buffer)}
+                                       for w in workers]
     print(json.dumps(res, indent=2))
 
 
