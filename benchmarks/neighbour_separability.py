@@ -7,8 +7,8 @@ largest probability is one area and whose second largest, at least half of it, i
 how many voxels they share, and asks how well an ideal observer could separate them from the expected
 depth profile of cell-body staining, given only how each area varies between brains:
 
-- a profile is the expected stained area fraction per pixel down the depth (neurons by lamina, bands, glia;
-  `synth/texture.cell_area_fraction` without its Poisson draw), at the tiling's spacing, from the pial
+- a profile is the expected stained area fraction per pixel down the depth (neurons by lamina and band from
+  `synth/texture.laminar_cells`, glia; `texture.cell_area_fraction` without its Poisson draw), at the tiling's spacing, from the pial
   surface 4.5 mm down (cortex, then white matter), divided by its mean over the cortex (the section's stain
   scales the whole profile);
 - `--brains` brains per area drawn as the synthetic world draws them (`cytoarchitecture.brain_signature`:
@@ -52,7 +52,7 @@ from cytolake.atlas.pmaps import Atlas
 from cytolake.config import load_config
 from cytolake.synth import cytoarchitecture as cyto
 from cytolake.synth.cytoarchitecture import GLIA_PER_MM3, GLIA_UM, WHITE_GLIA_PER_MM3, Signature
-from cytolake.synth.texture import render_section, section_style, signature_tables
+from cytolake.synth.texture import laminar_cells, render_section, section_style, signature_tables
 
 DEPTH_MM = 4.5
 
@@ -63,14 +63,8 @@ def profile(sig: Signature, spacing_um: float, section_um: float) -> np.ndarray:
     depth_mm = (np.arange(int(DEPTH_MM * 1000 / spacing_um)) + 0.5) * spacing_um / 1000
     d = depth_mm / sig.thickness_mm
     cortex = d < 1
-    lamina = np.searchsorted(np.cumsum(sig.thickness)[:-1], d.clip(0, 1), side="left")
-    density = np.asarray(sig.density)[lamina]
-    soma = np.asarray(sig.soma_um)[lamina]
-    if sig.band:
-        lo, hi, fd, fs = sig.band
-        inside = (d >= lo) & (d < hi)
-        density, soma = np.where(inside, density * fd, density), np.where(inside, soma * fs, soma)
-    frac = density * voxel_mm3 * np.pi / 4 * soma**2 / px_um2
+    _, density, soma = laminar_cells(signature_tables([sig]), np.zeros(len(d), np.int64), d.clip(0, 1))
+    frac = density * voxel_mm3 * np.pi / 4 * soma.astype(np.float64) ** 2 / px_um2
     glia = np.where(cortex, GLIA_PER_MM3, WHITE_GLIA_PER_MM3) * voxel_mm3 * np.pi / 4 * GLIA_UM**2 / px_um2
     frac = np.where(cortex, frac, 0.0) + glia
     return frac / frac[cortex].mean()
@@ -111,27 +105,32 @@ def confused_pairs(atlas: Atlas) -> Counter:
     return pairs
 
 
+def lda() -> LinearDiscriminantAnalysis:
+    """The observer of every comparison here: a linear discriminant with Ledoit-Wolf shrinkage."""
+    return LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
+
+
 def pair_accuracy(pa: np.ndarray, pb: np.ndarray, seed: int) -> float:
     x = np.vstack([pa, pb])
     y = np.r_[np.zeros(len(pa)), np.ones(len(pb))]
-    lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
     order = np.random.default_rng(seed).permutation(len(y))
-    return float(cross_val_score(lda, x[order], y[order], cv=5).mean())
+    return float(cross_val_score(lda(), x[order], y[order], cv=5).mean())
 
 
-def truth_axis_profiles(cfg, brains, sections, xs, ys, px: int, centred: bool = False) -> np.ndarray:
+def truth_axis_profiles(cfg, brains, sections, xs, ys, px: int) -> tuple[np.ndarray, np.ndarray]:
     """For patch centres (level-0 pixels of the landing's section images), the `depth_profile` features of a
     px x px patch resampled from the section along the local direction across the cortex ribbon of the
-    section's truth label image (structure tensor of the smoothed cortex mask around it); with `centred`,
-    the patch is also moved along that direction to the middle of the ribbon (the point farthest from its
-    edges within half a patch)."""
+    section's truth label image (structure tensor of the smoothed cortex mask around it), and of the same
+    patch moved along that direction to the middle of the ribbon (the point farthest from its edges within
+    half a patch). Each section's image and labels are read once for both."""
     import tifffile
     from scipy import ndimage
 
     from patch_information import depth_profile
 
-    out = np.zeros((len(xs), 36))
+    along_axis, centred = np.zeros((len(xs), 36)), np.zeros((len(xs), 36))
     half = np.arange(px) - px / 2 + 0.5
+    u, v = np.meshgrid(half, half, indexing="ij")  # u: depth (rows), v: along the ribbon
     for key in sorted(set(zip(brains, sections))):
         folder = Path(cfg.paths.landing) / key[0]
         image = tifffile.imread(folder / "images" / f"section_{key[1]:04d}.tif").astype(np.float32)
@@ -145,16 +144,14 @@ def truth_axis_profiles(cfg, brains, sections, xs, ys, px: int, centred: bool = 
             r, c = int(ys[i] / f), int(xs[i] / f)
             j = np.array([[jxx[r, c], jxy[r, c]], [jxy[r, c], jyy[r, c]]])
             nx, ny = np.linalg.eigh(j)[1][:, -1]  # across the ribbon
-            y0, x0 = ys[i], xs[i]
-            if centred:
-                along = half[:: max(1, int(f) // 2)]
-                d = ndimage.map_coordinates(inside, [(y0 + along * ny) / f, (x0 + along * nx) / f], order=1)
-                y0, x0 = y0 + along[d.argmax()] * ny, x0 + along[d.argmax()] * nx
-            u, v = np.meshgrid(half, half, indexing="ij")  # u: depth (rows), v: along the ribbon
-            rows_, cols_ = y0 + u * ny + v * nx, x0 + u * nx - v * ny
-            patch = ndimage.map_coordinates(image, [rows_, cols_], order=1, mode="nearest")
-            out[i] = depth_profile(patch, turn=False)
-    return out
+            steps = half[:: max(1, int(f) // 2)]
+            d = ndimage.map_coordinates(inside, [(ys[i] + steps * ny) / f, (xs[i] + steps * nx) / f], order=1)
+            for out, shift in ((along_axis, 0.0), (centred, steps[d.argmax()])):
+                y0, x0 = ys[i] + shift * ny, xs[i] + shift * nx
+                patch = ndimage.map_coordinates(image, [y0 + u * ny + v * nx, x0 + u * nx - v * ny], order=1,
+                                                mode="nearest")
+                out[i] = depth_profile(patch, turn=False)
+    return along_axis, centred
 
 
 def lake_pairs(cfg, rows: list[dict]) -> list[dict]:
@@ -173,13 +170,11 @@ def lake_pairs(cfg, rows: list[dict]) -> list[dict]:
     images = np.stack([np.frombuffer(v, np.uint8) for v in t["image"].to_pylist()]).reshape(-1, h, w).astype(np.float32)
     names = np.array([names_of[v] for v in t["label"].to_pylist()])
     brain = np.array(t["brain_id"].to_pylist())
+    along_axis, c = truth_axis_profiles(cfg, brain, np.array(t["section_id"].to_pylist()),
+                                        np.array(t["x"].to_pylist(), float), np.array(t["y"].to_pylist(), float), h)
     features = {"statistics": np.stack([statistics(q) for q in images]),
                 "depth_profile": np.stack([depth_profile(q) for q in images]),
-                **{name: truth_axis_profiles(cfg, brain, np.array(t["section_id"].to_pylist()),
-                                             np.array(t["x"].to_pylist(), float), np.array(t["y"].to_pylist(), float),
-                                             h, centred)
-                   for name, centred in (("depth_profile_truth_axis", False), ("depth_profile_truth_axis_centred", True))}}
-    c = features["depth_profile_truth_axis_centred"]
+                "depth_profile_truth_axis": along_axis, "depth_profile_truth_axis_centred": c}
     sd = c[:, :24].std(axis=1, keepdims=True) + 1e-6  # the section's stain and gain scale the whole profile
     features["depth_profile_truth_axis_centred_normalised"] = np.c_[(c[:, :24] - c[:, :24].mean(axis=1, keepdims=True)) / sd,
                                                                     c[:, 24:] / sd]
@@ -190,8 +185,7 @@ def lake_pairs(cfg, rows: list[dict]) -> list[dict]:
             continue
         res = {"a": r["a"], "b": r["b"], "rendered_accuracy": r["rendered_accuracy"]}
         for kind, x in features.items():
-            lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")
-            res[kind] = round(float(cross_val_score(lda, x[m], names[m] == r["a"], groups=brain[m], cv=LeaveOneGroupOut(),
+            res[kind] = round(float(cross_val_score(lda(), x[m], names[m] == r["a"], groups=brain[m], cv=LeaveOneGroupOut(),
                                                     scoring="balanced_accuracy").mean()), 3)
         out.append(res)
     return out

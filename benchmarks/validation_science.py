@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from functools import cache
 from pathlib import Path
 from unittest import mock
 
@@ -84,10 +85,10 @@ def probe(cfg) -> None:
           f"validation {val.sum()} ({', '.join(names[::4])})")
     print(f"{'features':40s} probe   prior+correction wd 10 / 1 / 0.1 / 0.01 (prior alone "
           f"{macro_f1(y[val], pmap[val].argmax(1)):.3f})")
-    sources = {"hand-made statistics": lambda: np.stack([statistics(p.astype(np.float32)) for p in images]),
-               "depth profile": lambda: np.stack([depth_profile(p.astype(np.float32)) for p in images]),
-               "hand-made statistics + depth profile": lambda: np.stack(
-                   [np.r_[statistics(q), depth_profile(q)] for q in (p.astype(np.float32) for p in images)])}
+    stats = cache(lambda: np.stack([statistics(p.astype(np.float32)) for p in images]))
+    profiles = cache(lambda: np.stack([depth_profile(p.astype(np.float32)) for p in images]))
+    sources = {"hand-made statistics": stats, "depth profile": profiles,
+               "hand-made statistics + depth profile": lambda: np.c_[stats(), profiles()]}
     for d in sorted(p for p in Path(cfg.paths.models).iterdir() if (p / "encoder.pt").is_file()):
         def features(d=d):
             model = load_encoder(d)

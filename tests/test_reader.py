@@ -9,6 +9,7 @@ from cytolake.lake import Lake
 from cytolake.schemas import schema
 from cytolake.train.augment import Augment, batch_generator
 from cytolake.train.model import to_input
+from cytolake.train import reader
 from cytolake.train.reader import PatchStream, Unit, image_array, snapshot_units
 
 
@@ -144,9 +145,10 @@ def test_image_array_views_the_column_and_rejects_a_wrong_size(kind):
 @pytest.mark.parametrize("batch_size,shuffle_buffer,world,start_step", [(5, 32, 1, 0), (4, 8, 2, 3), (16, 1024, 1, 0),
                                                                          (3, 1, 3, 1)])
 def test_the_pool_holds_exactly_the_most_rows_the_plan_keeps_waiting(lake, batch_size, shuffle_buffer, world,
-                                                                     start_step):
+                                                                     start_step, monkeypatch):
     """The pool is allocated once at the plan's bound: replaying the plan's arrivals and batches, the rows
-    waiting never exceed it and reach it (a bound of every sample would pass the first check alone)."""
+    waiting never exceed it and reach it (a bound of every sample would pass the first check alone), and
+    `batches` sizes its pool by that bound."""
     s = PatchStream(snapshot_units(lake), batch_size, rank=world - 1, world=world, seed=3,
                     shuffle_buffer=shuffle_buffer)
     s.set_epoch(1, start_step)
@@ -161,4 +163,13 @@ def test_the_pool_holds_exactly_the_most_rows_the_plan_keeps_waiting(lake, batch
         waiting -= end - start
     assert most == bound
     assert bound < plan.size or shuffle_buffer >= plan.size
+    capacities = []
+
+    class Recorded(reader._Pool):
+        def __init__(self, samples, capacity):
+            capacities.append(capacity)
+            super().__init__(samples, capacity)
+
+    monkeypatch.setattr(reader, "_Pool", Recorded)
     assert len(ids(s.batches(2))) == plan.size
+    assert capacities == [bound]

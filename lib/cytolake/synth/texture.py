@@ -73,6 +73,23 @@ def _islands(shape: tuple[int, int], spacing_um: float, rng: np.random.Generator
     return np.where(g > 0, 1.6, 0.4).astype(np.float32)
 
 
+def laminar_cells(tables: dict[str, np.ndarray], p: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lamina, neuron density (per mm^3) and soma diameter (um) at cortical depths d (0 pial .. 1 white matter)
+    of signatures p (indices into `tables`), the signature's band laid over its laminae."""
+    cum = tables["cum"]
+    lamina = np.zeros(len(d), np.int64)
+    for k in range(cum.shape[1]):
+        lamina += d > cum[p, k]
+    density = tables["density"].astype(np.float32)[p, lamina]
+    soma = tables["soma"].astype(np.float32)[p, lamina]
+    band = tables["band"][p]
+    in_band = (d >= band[:, 0]) & (d < band[:, 1])
+    if in_band.any():
+        density[in_band] *= band[in_band, 2]
+        soma[in_band] *= band[in_band, 3]
+    return lamina, density, soma
+
+
 def cell_area_fraction(tables: dict[str, np.ndarray], pid: np.ndarray, depth: np.ndarray, cortex: np.ndarray,
                        white: np.ndarray, spacing_um: float, thickness_um: float, rng: np.random.Generator) -> np.ndarray:
     """Per pixel, the area fraction covered by stained cell bodies (neurons by lamina, glia everywhere).
@@ -84,16 +101,7 @@ def cell_area_fraction(tables: dict[str, np.ndarray], pid: np.ndarray, depth: np
     on = np.flatnonzero(cortex)
     p, d = pid.ravel()[on], depth.ravel()[on]
     cum = tables["cum"]
-    lamina = np.zeros(len(on), np.int64)
-    for k in range(cum.shape[1]):
-        lamina += d > cum[p, k]
-    density = tables["density"].astype(np.float32)[p, lamina]
-    soma = tables["soma"].astype(np.float32)[p, lamina]
-    band = tables["band"][p]
-    in_band = (d >= band[:, 0]) & (d < band[:, 1])
-    if in_band.any():
-        density[in_band] *= band[in_band, 2]
-        soma[in_band] *= band[in_band, 3]
+    lamina, density, soma = laminar_cells(tables, p, d)
     isl = tables["islands"][p]
     clustered = (isl > 0) & ((lamina == LAMINAE.index("II")) | (cum[p, 0] == 0))  # layer II, or a nucleus
     if clustered.any():  # the island field over the clustered pixels' bounding box only
