@@ -32,7 +32,11 @@ on the label-free depth profile of `patch_information.py`, and on the same profi
 that the world's truth gives (an oracle: the direction across the cortex ribbon of the section's truth label
 image around the patch centre, the patch resampled from the section turned to it; and the same moved to the
 middle of the ribbon; and that profile with its mean and scale removed per patch): how much of what the
-patches lose is the unknown orientation, the patch's place in the ribbon, and the section's stain.
+patches lose is the unknown orientation, the patch's place in the ribbon, and the section's stain. Last, the
+oracle that knows each pixel's cortical depth (`true_depth_*`: the section's anatomy redrawn from the brain's
+seeds): what the rendered pixels hold at all, before any geometry has to be found. Every feature is also
+scored across sections of the same brains (`*_across_sections`, sections held out whole, the test split's
+case) besides across brains (the transfer brain's case).
 
     .venv/bin/python benchmarks/neighbour_separability.py [--config conf/local.yaml] [--brains 200] [--patches]
 """
@@ -53,6 +57,7 @@ from cytolake.config import load_config
 from cytolake.synth import cytoarchitecture as cyto
 from cytolake.synth.cytoarchitecture import GLIA_PER_MM3, GLIA_UM, WHITE_GLIA_PER_MM3, Signature
 from cytolake.synth.texture import laminar_cells, render_section, section_style, signature_tables
+from cytolake.tiling.geometry import window_origin
 
 DEPTH_MM = 4.5
 
@@ -154,10 +159,56 @@ def truth_axis_profiles(cfg, brains, sections, xs, ys, px: int) -> tuple[np.ndar
     return along_axis, centred
 
 
+def true_depth_profiles(cfg, brains, sections, xs, ys, px: int, bins: int = 24) -> dict[str, np.ndarray]:
+    """For patch centres (level-0 pixels of the landing's section images, at the tiling's spacing), the
+    grey levels of the px x px window read against the world's own cortical depth of each pixel (redrawn
+    from the brain's seeds with `synth.brains.brain_plan` and `section_truth`: the anatomy the section was
+    rendered from): the mean grey level in `bins` depth bins from the pial surface (0) to white matter (1),
+    a bin without cortex filled from its neighbours, with the window's cortex fraction and white-matter
+    mean. `own_area` uses only the cortex of the area under the window's centre. Nothing is inferred from
+    the image: whatever these profiles cannot separate, the rendering lost (cell noise, few pixels per
+    layer, a ribbon thinner than its signature), and what they separate but the patch features do not is
+    lost to the geometry (curvature, orientation, the window's place in the ribbon)."""
+    import tifffile
+
+    from cytolake.synth.brains import atlas_support, brain_plan, load_anatomy, section_shape, section_truth
+
+    s = cfg.synth
+    assert abs(s.spacing_um - cfg.tiling.spacing_um) < 1e-6, "the oracle reads level 0: tiling at the section spacing"
+    atlas = Atlas(cfg.atlas)
+    support, anatomy = atlas_support(atlas), load_anatomy()
+    out = {k: np.zeros((len(xs), bins + 2)) for k in ("all_cortex", "own_area")}
+    edges = np.linspace(0, 1, bins + 1)
+    for brain_id in sorted(set(brains)):
+        plan = brain_plan(int(brain_id[1:]) - 1, s, atlas, support)
+        thickness = signature_tables(plan.signatures)["thickness_mm"]
+        for job in plan.jobs:
+            rows = np.flatnonzero((brains == brain_id) & (sections == job["section_id"]))
+            if not len(rows):
+                continue
+            truth = section_truth(plan.model, anatomy, job["affine"], section_shape(s), s.spacing_um, thickness)
+            image = tifffile.imread(Path(cfg.paths.landing) / brain_id / job["image_path"]).astype(np.float32)
+            assert image.shape == truth["depth"].shape, (brain_id, job["section_id"])
+            r0s, c0s = window_origin(xs[rows], ys[rows], 0, px)
+            for i, r0, c0 in zip(rows, r0s, c0s):
+                win = np.s_[max(r0, 0): r0 + px, max(c0, 0): c0 + px]
+                g, d, cx, a = image[win], truth["depth"][win], truth["cortex"][win], truth["area"][win]
+                centre = truth["area"][int(ys[i]), int(xs[i])]
+                white = g[truth["white"][win]]
+                for kind, m in (("all_cortex", cx), ("own_area", cx & (a == centre))):
+                    b = np.digitize(d[m], edges[1:-1])
+                    n = np.bincount(b, minlength=bins)
+                    prof = np.bincount(b, weights=g[m], minlength=bins) / np.maximum(n, 1)
+                    have = n > 0
+                    prof = np.interp(np.arange(bins), np.flatnonzero(have), prof[have]) if have.any() else np.full(bins, g.mean())
+                    out[kind][i] = np.r_[prof, m.mean(), white.mean() if white.size else g.mean()]
+    return out
+
+
 def lake_pairs(cfg, rows: list[dict]) -> list[dict]:
     """Leave-one-brain-out balanced accuracy of the pairs in `rows` on the demo lake's labelled train patches."""
     import pyarrow.compute as pc
-    from sklearn.model_selection import LeaveOneGroupOut
+    from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 
     from cytolake.lake import Lake
     from patch_information import depth_profile, statistics
@@ -170,11 +221,15 @@ def lake_pairs(cfg, rows: list[dict]) -> list[dict]:
     images = np.stack([np.frombuffer(v, np.uint8) for v in t["image"].to_pylist()]).reshape(-1, h, w).astype(np.float32)
     names = np.array([names_of[v] for v in t["label"].to_pylist()])
     brain = np.array(t["brain_id"].to_pylist())
+    section = np.char.add(np.char.add(brain, "/"), np.array(t["section_id"].to_pylist()).astype(str))
     along_axis, c = truth_axis_profiles(cfg, brain, np.array(t["section_id"].to_pylist()),
                                         np.array(t["x"].to_pylist(), float), np.array(t["y"].to_pylist(), float), h)
     features = {"statistics": np.stack([statistics(q) for q in images]),
                 "depth_profile": np.stack([depth_profile(q) for q in images]),
                 "depth_profile_truth_axis": along_axis, "depth_profile_truth_axis_centred": c}
+    true_depth = true_depth_profiles(cfg, brain, np.array(t["section_id"].to_pylist()),
+                                     np.array(t["x"].to_pylist(), float), np.array(t["y"].to_pylist(), float), h)
+    features.update({f"true_depth_{k}": v for k, v in true_depth.items()})
     sd = c[:, :24].std(axis=1, keepdims=True) + 1e-6  # the section's stain and gain scale the whole profile
     features["depth_profile_truth_axis_centred_normalised"] = np.c_[(c[:, :24] - c[:, :24].mean(axis=1, keepdims=True)) / sd,
                                                                     c[:, 24:] / sd]
@@ -185,8 +240,11 @@ def lake_pairs(cfg, rows: list[dict]) -> list[dict]:
             continue
         res = {"a": r["a"], "b": r["b"], "rendered_accuracy": r["rendered_accuracy"]}
         for kind, x in features.items():
-            res[kind] = round(float(cross_val_score(lda(), x[m], names[m] == r["a"], groups=brain[m], cv=LeaveOneGroupOut(),
-                                                    scoring="balanced_accuracy").mean()), 3)
+            # across brains (train on one, score the other: the transfer brain's case) and across sections
+            # of the same brains (sections held out whole: the test split's case)
+            for suffix, groups, cv in (("", brain[m], LeaveOneGroupOut()), ("_across_sections", section[m], GroupKFold(4))):
+                res[kind + suffix] = round(float(cross_val_score(lda(), x[m], names[m] == r["a"], groups=groups, cv=cv,
+                                                                 scoring="balanced_accuracy").mean()), 3)
         out.append(res)
     return out
 

@@ -223,18 +223,19 @@ def _fingerprint(s: SynthSettings, atlas: Atlas) -> str:
     return json.dumps({"synth": s.model_dump(mode="json", exclude={"brains"}), "atlas": atlas.hash}, sort_keys=True)
 
 
-def synthesize_brain(brain_index: int, s: SynthSettings, atlas: Atlas, support, anatomy, landing: Path,
-                     workers: int, progress=None) -> tuple[str, bool]:
-    """Write one brain into landing/<brain_id>/; returns (brain_id, written). An identical brain is kept."""
+@dataclass(frozen=True)
+class BrainPlan:
+    """Everything a brain's rendering is drawn from: its parcellation and deformation, one job per section
+    (affine, seed, style, file names), and its areas' laminar signatures."""
+    brain_id: str
+    model: BrainModel
+    jobs: list[dict]
+    signatures: list  # of cytoarchitecture.Signature: index 0 unmapped cortex, then the atlas areas in order
+
+
+def brain_plan(brain_index: int, s: SynthSettings, atlas: Atlas, support) -> BrainPlan:
+    """Brain `brain_index` as drawn from seeds [seed, brain_index] (and [..., 1] for its signatures) alone."""
     brain_id = brain_ids(brain_index + 1)[-1]
-    out = landing / brain_id
-    stamp = out / "synth.json"
-    fp = _fingerprint(s, atlas)
-    if (out / "manifest.csv").is_file() and stamp.is_file() and stamp.read_text() == fp:
-        return brain_id, False
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "annotations").mkdir(exist_ok=True)
-    (out / "truth").mkdir(exist_ok=True)
     rng = np.random.default_rng([s.seed, brain_index])
     model = make_brain(brain_id, atlas, support, s, rng)
     n = s.sections_per_brain
@@ -257,6 +258,23 @@ def synthesize_brain(brain_index: int, s: SynthSettings, atlas: Atlas, support, 
             "annotation_path": f"annotations/section_{section_id:04d}_labels.tif" if k in annotated else "",
         })
     signatures = brain_signatures([a.name for a in atlas.areas], np.random.default_rng([s.seed, brain_index, 1]))
+    return BrainPlan(brain_id, model, jobs, signatures)
+
+
+def synthesize_brain(brain_index: int, s: SynthSettings, atlas: Atlas, support, anatomy, landing: Path,
+                     workers: int, progress=None) -> tuple[str, bool]:
+    """Write one brain into landing/<brain_id>/; returns (brain_id, written). An identical brain is kept."""
+    brain_id = brain_ids(brain_index + 1)[-1]
+    out = landing / brain_id
+    stamp = out / "synth.json"
+    fp = _fingerprint(s, atlas)
+    if (out / "manifest.csv").is_file() and stamp.is_file() and stamp.read_text() == fp:
+        return brain_id, False
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "annotations").mkdir(exist_ok=True)
+    (out / "truth").mkdir(exist_ok=True)
+    plan = brain_plan(brain_index, s, atlas, support)
+    model, jobs, signatures = plan.model, plan.jobs, plan.signatures
     work = dict(settings=s, model=model, anatomy=anatomy, tables=signature_tables(signatures), out=out,
                 area_ids=[a.area_id for a in atlas.areas])
     try:
