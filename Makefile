@@ -20,7 +20,9 @@ CONFIG ?= conf/local.yaml
 
 .PHONY: setup demo test test-fast bench clean-data
 
-setup: $(STAMP) $(HVD_STAMP)
+ARCHIVE := $(VENV)/spark-classes.jsa
+
+setup: $(STAMP) $(HVD_STAMP) $(ARCHIVE)
 
 # Reuses an existing environment; reinstalls only when pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -40,6 +42,13 @@ $(HVD_STAMP): $(STAMP)
 	@$(PY) -c "import horovod.torch" 2>/dev/null || { echo "building horovod 0.28.1 (once; pip caches the wheel)"; \
 	  $(HVD_ENV) $(PY) -m pip install --quiet --no-build-isolation horovod==0.28.1; }
 	@touch $(HVD_STAMP)
+
+# Spark's classes parsed and verified once, for every driver JVM of this environment (~3.5 s a job start;
+# lib/cytolake/lake/class_archive.py, whose CLASS_ARCHIVE is this path). Where the JDK cannot write one,
+# setup says so and goes on: jobs then start without it, only slower.
+$(ARCHIVE): $(STAMP)
+	@echo "writing the Spark class-data archive (once per environment, ~30 s)"
+	@$(PY) -m cytolake.lake.class_archive || true
 
 MODELS ?= contrastive-pmap-v1 contrastive-sup-v1 supervised-v1 random-init
 

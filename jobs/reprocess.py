@@ -11,9 +11,7 @@ Exit code 0: every stage ok; 3: some sections or brains failed (recorded in the 
 1: a stage failed (the later stages are skipped); 4: the lake is locked by another run.
 """
 
-from cytolake.lake.spark import spark_session
 from cytolake.report import print_stage_results
-from cytolake.reprocess import run_reprocess
 from cytolake.runner import EXIT_FAILED, finish, lake_writer, parser, settings
 
 
@@ -21,6 +19,11 @@ def main() -> int:
     a = parser(__doc__).parse_args()
     cfg = settings(a.config)
     with lake_writer(cfg, "reprocess", a.wait):
+        # the stages (torch, PyG, Spark: ~4.5 s of imports) load once the lock is held: a scheduled run
+        # that finds the lake locked, or --help, answers at once
+        from cytolake.lake.spark import spark_session
+        from cytolake.reprocess import run_reprocess
+
         results = run_reprocess(cfg, spark_session(cfg.spark))
     print_stage_results(results)
     if any(r.status == "failed" for r in results):

@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 
 from cytolake.lake import Lake
+from cytolake.lake.class_archive import archive_option
 
 from conftest import ROOT, settings_at, write_config
 
 pytestmark = pytest.mark.slow
-# every JVM here (master, worker, drivers, executors) lives seconds: the JIT's quick tier costs less CPU than C2
-JIT = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+# every JVM here (master, worker, drivers, executors) lives seconds: the JIT's quick tier costs less CPU than
+# C2, and the environment's class-data archive saves loading Spark's classes (where it matches: the JVM decides)
+JIT = f"-XX:TieredStopAtLevel=1 -XX:+UseSerialGC {archive_option()}".strip()
 
 
 def _free_port() -> int:

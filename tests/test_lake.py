@@ -9,7 +9,9 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
+from cytolake.config import SparkSettings
 from cytolake.lake import Lake
+from cytolake.lake.class_archive import CLASS_ARCHIVE, driver_options
 from cytolake.lake.spark import read_dataframe, write_dataframe
 from cytolake.schemas import schema
 
@@ -30,6 +32,24 @@ def committed_files(lake: Lake, table: str) -> set[str]:
 
 def parquet_files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*.parquet")}
+
+
+def test_driver_options_add_the_class_archive_after_the_configured_ones_where_it_exists(tmp_path):
+    archive = tmp_path / "classes.jsa"
+    jit = SparkSettings(conf={"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"})
+    assert driver_options(jit, archive) == "-XX:TieredStopAtLevel=1"  # no archive written: nothing to map
+    archive.write_bytes(b"any content: a JVM that cannot map it starts without it")
+    assert driver_options(jit, archive) == f"-XX:TieredStopAtLevel=1 -XX:SharedArchiveFile={archive}"
+    assert driver_options(SparkSettings(), archive) == f"-XX:SharedArchiveFile={archive}"
+    assert driver_options(SparkSettings(class_archive=False), archive) == ""
+
+
+def test_the_session_jvm_starts_from_the_class_archive_that_make_setup_wrote(spark):
+    assert CLASS_ARCHIVE.is_file(), f"make setup writes {CLASS_ARCHIVE} (python -m cytolake.lake.class_archive)"
+    jvm = spark.sparkContext._jvm
+    args = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert f"-XX:SharedArchiveFile={CLASS_ARCHIVE}" in args
+    assert "-XX:TieredStopAtLevel=1" in args  # and the configured options stay
 
 
 def test_spark_write_commits_once_whatever_the_task_count(spark, tmp_path):

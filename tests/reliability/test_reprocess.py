@@ -44,8 +44,9 @@ def brain_files(lake: Lake, brains) -> dict[str, set[str]]:
 
 
 @pytest.fixture(scope="module")
-def landed(tmp_path_factory, synth_landing, spark):
-    """A lake after one reprocess run over B01 and B02, and a third synthetic brain waiting to land."""
+def landed(tmp_path_factory, synth_landing, atlas_lake, spark):
+    """A lake after one reprocess run over B01 and B02 (from the session's registered atlas: registering it
+    is ingest's test), and a third synthetic brain waiting to land."""
     base = tmp_path_factory.mktemp("reprocess")
     three = settings_at(base / "synth")
     for b in ("B01", "B02"):
@@ -58,6 +59,7 @@ def landed(tmp_path_factory, synth_landing, spark):
     for b in ("B01", "B02"):
         shutil.copytree(three.paths.landing / b, landing / b)
     cfg = with_train(settings_at(base, landing), model_version="random-init")  # no training in this test
+    shutil.copytree(atlas_lake, cfg.paths.lake)
     conf = write_config(cfg, base / "conf.yaml")
     results = run_reprocess(cfg, spark, log=lambda *a: None)  # in this process: the tests below run jobs
     assert all(r.status == "ok" for r in results), results

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 import pyarrow as pa
 
 from cytolake.config import SparkSettings
+from cytolake.lake.class_archive import DRIVER_OPTIONS, driver_options
 from cytolake.lake.tables import DataFile, DataFileWriter, Lake, WriteMode, remove_uncommitted
 from cytolake.schemas import schema
 
@@ -53,6 +54,8 @@ def spark_session(settings: SparkSettings):
     )
     for k, v in settings.conf.items():
         b = b.config(k, v)
+    if not submitted() and driver_options(settings):  # under spark-submit the driver JVM is already running
+        b = b.config(DRIVER_OPTIONS, driver_options(settings))
     spark = b.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
