@@ -79,6 +79,7 @@ bench: setup
 	$(PY) benchmarks/embed.py
 	$(PY) benchmarks/tile_memory.py --config $(CONFIG)
 	$(PY) benchmarks/gnn.py --config $(CONFIG)
+	$(PY) benchmarks/jvm_start.py --config $(CONFIG)
 
 clean-data:
 	rm -rf data/

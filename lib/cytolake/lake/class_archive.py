@@ -2,8 +2,8 @@
 
 A Spark driver loads and verifies some ten thousand classes before its first job. A dynamic CDS archive
 (JDK 13+, `-XX:ArchiveClassesAtExit`) holds them already parsed and verified; a JVM started with
-`-XX:SharedArchiveFile` maps it instead. Measured on 2 cores (RESULTS.md, "JVM class-data archive"): a local
-session plus its first small job 10.6-10.9 s without, 7.2-7.5 s with. The archive belongs to the environment
+`-XX:SharedArchiveFile` maps it instead. Measured on 2 cores (`benchmarks/jvm_start.py`; RESULTS.md, "JVM
+class-data archive"): a local session plus its first small job in 0.54-0.58 of the time without it. The archive belongs to the environment
 (it is valid for exactly this JDK and these Spark jars), so it lives in the virtual environment, written
 once by `make setup` (`python -m cytolake.lake.class_archive`). A JVM that finds it missing, stale or
 damaged starts without it (`-Xshare:auto`, the JDK's default): the archive only ever saves time.
