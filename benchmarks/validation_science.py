@@ -5,12 +5,14 @@
   probe   For each encoder under paths.models (and the hand-made statistics of patch_information.py): a linear
           probe of the area label fitted on the labelled train-split patches of 3 in 4 sections, macro-F1 on the
           4th; and "prior + correction", logits = log pmap + W h (no bias, L2 weight decay), the simplest form of
-          GNN+, against the prior's argmax on the same patches.
+          GNN+, against the prior's argmax on the same patches. `--oracle` adds the true-depth profiles of
+          neighbour_separability.py (grey level by the world's own depth of each pixel: an upper bound for what
+          a depth profile could add, not an input the pipeline has); `--no-encoders` leaves the encoders out.
   gnn     GNN+ by leave-one-section-out over the annotated train sections: for each, the GAT trained on the
           others (validation: a seeded fifth of them) and scored on the held-out one; the prior's argmax, the
           best validation epoch (the rule before METHOD_VERSION 6) and the one-standard-error rule.
 
-    .venv/bin/python benchmarks/validation_science.py --config conf/local.yaml probe
+    .venv/bin/python benchmarks/validation_science.py --config conf/local.yaml probe [--oracle] [--no-encoders]
     .venv/bin/python benchmarks/validation_science.py --config conf/local.yaml gnn --models contrastive-pmap-v1 random-init
 """
 
@@ -68,9 +70,9 @@ def corrected_f1(h, log_prior, y, fit, val, wd: float, steps: int = 200) -> floa
     return macro_f1(y[val], (lp[v] + hs[v] @ w.detach()).argmax(1).numpy())
 
 
-def probe(cfg) -> None:
+def probe(cfg, oracle: bool = False, encoders: bool = True) -> None:
     lake = Lake(cfg.paths.lake)
-    t = lake.read("patches", ["brain_id", "section_id", "label", "split", "height", "width", "image", "pmap"])
+    t = lake.read("patches", ["brain_id", "section_id", "x", "y", "label", "split", "height", "width", "image", "pmap"])
     t = t.filter(pc.and_(t["label"].is_valid(), pc.equal(t["split"], "train")))
     h, w = t["height"][0].as_py(), t["width"][0].as_py()
     images = np.stack([np.frombuffer(v, np.uint8) for v in t["image"].to_pylist()]).reshape(-1, h, w)
@@ -89,7 +91,17 @@ def probe(cfg) -> None:
     profiles = cache(lambda: np.stack([depth_profile(p.astype(np.float32)) for p in images]))
     sources = {"hand-made statistics": stats, "depth profile": profiles,
                "hand-made statistics + depth profile": lambda: np.c_[stats(), profiles()]}
-    for d in sorted(p for p in Path(cfg.paths.models).iterdir() if (p / "encoder.pt").is_file()):
+    if oracle:  # the world's own depth of every pixel (neighbour_separability.true_depth_profiles): not an input
+        from neighbour_separability import true_depth_profiles
+
+        true_depth = cache(lambda: true_depth_profiles(cfg, np.array(t["brain_id"].to_pylist()),
+                                                       np.array(t["section_id"].to_pylist()),
+                                                       np.array(t["x"].to_pylist(), float),
+                                                       np.array(t["y"].to_pylist(), float), h))
+        sources["oracle: true-depth profile, all cortex"] = lambda: true_depth()["all_cortex"]
+        sources["oracle: true-depth profile, own area"] = lambda: true_depth()["own_area"]
+    models = sorted(p for p in Path(cfg.paths.models).iterdir() if (p / "encoder.pt").is_file()) if encoders else []
+    for d in models:
         def features(d=d):
             model = load_encoder(d)
             with torch.no_grad():
@@ -101,6 +113,16 @@ def probe(cfg) -> None:
         clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5)).fit(x[fit], y[fit])
         corr = [corrected_f1(x, log_prior, y, fit, val, wd) for wd in (10.0, 1.0, 0.1, 0.01)]
         print(f"{name:40s} {macro_f1(y[val], clf.predict(x[val])):.3f}   " + " / ".join(f"{c:.3f}" for c in corr), flush=True)
+    if oracle:  # the split above holds 2 sections: the bound again, each annotated train section held out in turn
+        held = [sec == n for n in names]
+        prior = [macro_f1(y[v], pmap[v].argmax(1)) for v in held]
+        print(f"leave-one-section-out over {len(names)} sections: prior alone {np.mean(prior):.3f} ± {np.std(prior):.3f}")
+        for name in ("oracle: true-depth profile, all cortex", "oracle: true-depth profile, own area"):
+            for wd in (0.1, 0.01):
+                f1 = [corrected_f1(sources[name](), log_prior, y, ~v, v, wd) for v in held]
+                gain = np.array(f1) - np.array(prior)
+                print(f"  {name}, prior+correction wd {wd}: {np.mean(f1):.3f} ± {np.std(f1):.3f} "
+                      f"(gain over the prior {gain.mean():+.3f} ± {gain.std():.3f})", flush=True)
 
 
 def gnn(cfg, models: list[str]) -> None:
@@ -140,11 +162,14 @@ def main() -> int:
     ap.add_argument("--config", default="conf/local.yaml")
     ap.add_argument("part", choices=["probe", "gnn"])
     ap.add_argument("--models", nargs="+", default=["contrastive-pmap-v1", "random-init"])
+    ap.add_argument("--oracle", action="store_true",
+                    help="probe: also the true-depth oracle (each pixel's depth from the world's truth; an upper bound)")
+    ap.add_argument("--no-encoders", action="store_true", help="probe: only the hand-made features (and the oracle)")
     a = ap.parse_args()
     torch.set_num_threads(2)
     cfg = load_config(a.config)
     if a.part == "probe":
-        probe(cfg)
+        probe(cfg, a.oracle, not a.no_encoders)
     else:
         gnn(cfg, a.models)
     return 0
