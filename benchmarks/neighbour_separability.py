@@ -181,7 +181,8 @@ def true_depth_profiles(cfg, brains, sections, xs, ys, px: int, bins: int = 24) 
     from the brain's seeds with `synth.brains.brain_plan` and `section_truth`: the anatomy the section was
     rendered from): the mean grey level in `bins` depth bins from the pial surface (0) to white matter (1),
     a bin without cortex filled from its neighbours, with the window's cortex fraction and white-matter
-    mean. `own_area` uses only the cortex of the area under the window's centre. Nothing is inferred from
+    mean. `own_area` uses only the cortex of the area under the window's centre, `centre_<r>px` only the
+    cortex within r px of the centre (no area label: what a narrower field would see). Nothing is inferred from
     the image: whatever these profiles cannot separate, the rendering lost (cell noise, few pixels per
     layer, a ribbon thinner than its signature), and what they separate but the patch features do not is
     lost to the geometry (curvature, orientation, the window's place in the ribbon)."""
@@ -193,8 +194,11 @@ def true_depth_profiles(cfg, brains, sections, xs, ys, px: int, bins: int = 24) 
     assert abs(s.spacing_um - cfg.tiling.spacing_um) < 1e-6, "the oracle reads level 0: tiling at the section spacing"
     atlas = Atlas(cfg.atlas)
     support, anatomy = atlas_support(atlas), load_anatomy()
-    out = {k: np.zeros((len(xs), bins + 2)) for k in ("all_cortex", "own_area")}
+    radii = (16, 32)  # px: cortex within this distance of the centre (0.64 and 1.28 mm at 40 um/px)
+    out = {k: np.zeros((len(xs), bins + 2)) for k in ("all_cortex", "own_area", *(f"centre_{r}px" for r in radii))}
     edges = np.linspace(0, 1, bins + 1)
+    off = np.arange(px) - px // 2
+    dist = np.hypot(*np.meshgrid(off, off, indexing="ij"))
     for brain_id in sorted(set(brains)):
         plan = brain_plan(int(brain_id[1:]) - 1, s, atlas, support)
         thickness = signature_tables(plan.signatures)["thickness_mm"]
@@ -211,7 +215,8 @@ def true_depth_profiles(cfg, brains, sections, xs, ys, px: int, bins: int = 24) 
                 g, d, cx, a = image[win], truth["depth"][win], truth["cortex"][win], truth["area"][win]
                 centre = truth["area"][int(ys[i]), int(xs[i])]
                 white = g[truth["white"][win]]
-                for kind, m in (("all_cortex", cx), ("own_area", cx & (a == centre))):
+                near = {f"centre_{r}px": cx & (dist[: cx.shape[0], : cx.shape[1]] <= r) for r in radii}
+                for kind, m in (("all_cortex", cx), ("own_area", cx & (a == centre)), *near.items()):
                     b = np.digitize(d[m], edges[1:-1])
                     n = np.bincount(b, minlength=bins)
                     prof = np.bincount(b, weights=g[m], minlength=bins) / np.maximum(n, 1)

@@ -46,6 +46,8 @@ from cytolake.train.model import load_encoder, to_input  # noqa: E402
 
 
 PRIOR = "the prior's argmax"
+ORACLES = {"all_cortex": "oracle: true-depth profile, all cortex", "own_area": "oracle: true-depth profile, own area",
+           "centre_16px": "oracle: true-depth, cortex <= 16 px", "centre_32px": "oracle: true-depth, cortex <= 32 px"}
 
 
 def sections_of(brains, sections) -> np.ndarray:
@@ -98,8 +100,8 @@ def probe(cfg, oracle: bool = False, encoders: bool = True) -> None:
                                                        np.array(t["section_id"].to_pylist()),
                                                        np.array(t["x"].to_pylist(), float),
                                                        np.array(t["y"].to_pylist(), float), h))
-        sources["oracle: true-depth profile, all cortex"] = lambda: true_depth()["all_cortex"]
-        sources["oracle: true-depth profile, own area"] = lambda: true_depth()["own_area"]
+        for kind, label in ORACLES.items():
+            sources[label] = lambda kind=kind: true_depth()[kind]
     models = sorted(p for p in Path(cfg.paths.models).iterdir() if (p / "encoder.pt").is_file()) if encoders else []
     for d in models:
         def features(d=d):
@@ -117,7 +119,7 @@ def probe(cfg, oracle: bool = False, encoders: bool = True) -> None:
         held = [sec == n for n in names]
         prior = [macro_f1(y[v], pmap[v].argmax(1)) for v in held]
         print(f"leave-one-section-out over {len(names)} sections: prior alone {np.mean(prior):.3f} ± {np.std(prior):.3f}")
-        for name in ("oracle: true-depth profile, all cortex", "oracle: true-depth profile, own area"):
+        for name in ORACLES.values():
             for wd in (0.1, 0.01):
                 f1 = [corrected_f1(sources[name](), log_prior, y, ~v, v, wd) for v in held]
                 gain = np.array(f1) - np.array(prior)
