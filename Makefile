@@ -43,12 +43,13 @@ $(HVD_STAMP): $(STAMP)
 	  $(HVD_ENV) $(PY) -m pip install --quiet --no-build-isolation horovod==0.28.1; }
 	@touch $(HVD_STAMP)
 
-# Spark's classes parsed and verified once, for every driver JVM of this environment (~3.5 s a job start;
-# lib/cytolake/lake/class_archive.py, whose CLASS_ARCHIVE is this path). Where the JDK cannot write one,
-# setup says so and goes on: jobs then start without it, only slower.
+# Spark's classes parsed and verified once, for every driver JVM of this environment
+# (lib/cytolake/lake/class_archive.py, whose CLASS_ARCHIVE is this path; RESULTS.md for what it saves).
+# It only saves time: where the JDK writes none, the warning names the cause and setup goes on (tried again
+# by the next make).
 $(ARCHIVE): $(STAMP)
 	@echo "writing the Spark class-data archive (once per environment, ~30 s)"
-	@$(PY) -m cytolake.lake.class_archive || true
+	@$(PY) -m cytolake.lake.class_archive || echo "setup goes on without the class-data archive"
 
 MODELS ?= contrastive-pmap-v1 contrastive-sup-v1 supervised-v1 random-init
 

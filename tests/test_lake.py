@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from cytolake.config import SparkSettings
 from cytolake.lake import Lake
-from cytolake.lake.class_archive import CLASS_ARCHIVE, driver_options
+from cytolake.lake.class_archive import CLASS_ARCHIVE, driver_options, environment_key
 from cytolake.lake.spark import read_dataframe, write_dataframe
 from cytolake.schemas import schema
 
@@ -34,13 +34,18 @@ def parquet_files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*.parquet")}
 
 
-def test_driver_options_add_the_class_archive_after_the_configured_ones_where_it_exists(tmp_path):
+def test_driver_options_add_the_class_archive_after_the_configured_ones_only_for_this_jdk_and_pyspark(tmp_path):
     archive = tmp_path / "classes.jsa"
+    mapped = f"-XX:SharedArchiveFile={archive} -Xlog:disable -Xlog:all=warning:stderr"
     jit = SparkSettings(conf={"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"})
     assert driver_options(jit, archive) == "-XX:TieredStopAtLevel=1"  # no archive written: nothing to map
-    archive.write_bytes(b"any content: a JVM that cannot map it starts without it")
-    assert driver_options(jit, archive) == f"-XX:TieredStopAtLevel=1 -XX:SharedArchiveFile={archive}"
-    assert driver_options(SparkSettings(), archive) == f"-XX:SharedArchiveFile={archive}"
+    archive.write_bytes(b"an archive")
+    assert driver_options(jit, archive) == "-XX:TieredStopAtLevel=1"  # no key: not known to be this JDK's
+    (tmp_path / "classes.jsa.key").write_text("/old/jdk/bin/java pyspark 3.5.0")
+    assert driver_options(jit, archive) == "-XX:TieredStopAtLevel=1"  # written for another JDK and pyspark
+    (tmp_path / "classes.jsa.key").write_text(environment_key())
+    assert driver_options(jit, archive) == f"-XX:TieredStopAtLevel=1 {mapped}"
+    assert driver_options(SparkSettings(), archive) == mapped
     assert driver_options(SparkSettings(class_archive=False), archive) == ""
 
 

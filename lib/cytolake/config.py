@@ -39,8 +39,8 @@ class SparkSettings(Strict):
     driver_memory: str = "4g"
     shuffle_partitions: Annotated[int, Field(ge=1)] = 8
     ui: bool = False
-    # start the driver JVM from the environment's class-data archive (`make setup` writes it; ignored where
-    # missing or stale): ~3.5 s less per job start, see lake/class_archive.py
+    # start the driver JVM from the environment's class-data archive (`make setup` writes it; not used where
+    # missing or written for another JDK or pyspark): see lake/class_archive.py
     class_archive: bool = True
     conf: dict[str, str] = Field(default_factory=dict)
 

@@ -2,11 +2,12 @@
 
 A Spark driver loads and verifies some ten thousand classes before its first job. A dynamic CDS archive
 (JDK 13+, `-XX:ArchiveClassesAtExit`) holds them already parsed and verified; a JVM started with
-`-XX:SharedArchiveFile` maps it instead. Measured on 2 cores (`benchmarks/jvm_start.py`; RESULTS.md, "JVM
-class-data archive"): a local session plus its first small job in 0.54-0.58 of the time without it. The archive belongs to the environment
+`-XX:SharedArchiveFile` maps it instead (figures: RESULTS.md, "JVM class-data archive"). The archive belongs to the environment
 (it is valid for exactly this JDK and these Spark jars), so it lives in the virtual environment, written
-once by `make setup` (`python -m cytolake.lake.class_archive`). A JVM that finds it missing, stale or
-damaged starts without it (`-Xshare:auto`, the JDK's default): the archive only ever saves time.
+once by `make setup` (`python -m cytolake.lake.class_archive`), with a key file naming the JDK and pyspark it
+was written for: after an upgrade of either, jobs start without it until it is written again. A JVM that
+cannot map it starts anyway (`-Xshare:auto`), but a damaged file also turns off the JDK's own default
+archive (slower than no option), so the archive is only ever replaced whole (written aside, renamed).
 """
 
 from __future__ import annotations
@@ -23,10 +24,29 @@ CLASS_ARCHIVE = Path(sys.prefix) / "spark-classes.jsa"
 DRIVER_OPTIONS = "spark.driver.extraJavaOptions"
 
 
+def environment_key() -> str:
+    """What an archive is valid for: the JDK that `java` resolves to and the pyspark (its jars) installed."""
+    import shutil
+
+    import pyspark
+
+    java = os.environ.get("JAVA_HOME") and Path(os.environ["JAVA_HOME"], "bin", "java")
+    java = java or shutil.which("java") or "java"
+    return f"{Path(java).resolve()} pyspark {pyspark.__version__}"
+
+
+def _key_file(archive: Path) -> Path:
+    return archive.with_name(archive.name + ".key")
+
+
 def archive_option(archive: Path = CLASS_ARCHIVE) -> str:
-    """The JVM option that maps the archive, or "" where there is none (any JVM of this environment: a
-    driver, and the daemons and executors of a standalone cluster on this machine)."""
-    return f"-XX:SharedArchiveFile={archive}" if archive.is_file() else ""
+    """The JVM options that map the archive, or "" where there is none or it was written for another JDK
+    or pyspark (any JVM of this environment: a driver, and the daemons and executors of a standalone cluster
+    on this machine). The JVM's own CDS messages go to stderr, never into a job's stdout."""
+    key = _key_file(archive)
+    if not (archive.is_file() and key.is_file() and key.read_text() == environment_key()):
+        return ""
+    return f"-XX:SharedArchiveFile={archive} -Xlog:disable -Xlog:all=warning:stderr"
 
 
 def driver_options(settings: SparkSettings, archive: Path = CLASS_ARCHIVE) -> str:
@@ -67,12 +87,18 @@ def write(path: Path = CLASS_ARCHIVE) -> Path:
     """Write the archive to `path` (atomically: a half-written archive is never in place). Raises
     RuntimeError naming the cause when the JVM wrote none."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    r = subprocess.run([sys.executable, "-m", "cytolake.lake.class_archive", "--workload", str(tmp)],
-                       capture_output=True, text=True, timeout=600)
+    try:
+        # capture_output also makes run() wait for the JVM (a grandchild holding the pipes) to finish its dump
+        r = subprocess.run([sys.executable, "-m", "cytolake.lake.class_archive", "--workload", str(tmp)],
+                           capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired:
+        tmp.unlink(missing_ok=True)
+        raise
     if r.returncode != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"no class-data archive written (exit {r.returncode}):\n{r.stderr[-2000:]}")
+        raise RuntimeError(f"no class-data archive written (exit {r.returncode}):\n{(r.stdout + r.stderr)[-2000:]}")
     os.replace(tmp, path)
+    _key_file(path).write_text(environment_key())
     return path
 
 
