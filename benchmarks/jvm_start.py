@@ -1,6 +1,6 @@
 """How much sooner a job's Spark driver starts from the environment's class-data archive.
 
-Alternates fresh processes that start a local session (`spark_session`, the configured JVM options) and run
+Alternates fresh processes (in ABBA order, so that neither side always runs first) that start a local session (`spark_session`, the configured JVM options) and run
 a first small job (1,000 rows grouped and collected), with the archive (`spark.class_archive: true`) and
 without it; the baseline is the same start without the archive, taken in the same run. Prints each start
 and the ratio of the medians (with / without).
@@ -42,14 +42,15 @@ def main() -> int:
     p.add_argument("--config", default="conf/test.yaml")
     p.add_argument("--runs", type=int, default=3)
     a = p.parse_args()
-    from cytolake.lake.class_archive import CLASS_ARCHIVE
+    from cytolake.lake.class_archive import CLASS_ARCHIVE, archive_option
 
-    if not CLASS_ARCHIVE.is_file():
-        print(f"no archive at {CLASS_ARCHIVE}: run make setup (or python -m cytolake.lake.class_archive)")
+    if not archive_option():
+        print(f"no archive for this JDK and pyspark at {CLASS_ARCHIVE}: run make setup "
+              "(or python -m cytolake.lake.class_archive)")
         return 1
     runs = {True: [], False: []}
-    for _ in range(a.runs):
-        for archive in (False, True):
+    for i in range(a.runs):
+        for archive in ((False, True) if i % 2 == 0 else (True, False)):
             r = one_start(a.config, archive)
             runs[archive].append(r["session_s"] + r["first_job_s"])
             print(f"archive {'on ' if archive else 'off'}: session {r['session_s']:.2f} s, first job {r['first_job_s']:.2f} s")

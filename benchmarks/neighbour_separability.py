@@ -181,7 +181,8 @@ def true_depth_profiles(cfg, brains, sections, xs, ys, px: int, bins: int = 24) 
     from the brain's seeds with `synth.brains.brain_plan` and `section_truth`: the anatomy the section was
     rendered from): the mean grey level in `bins` depth bins from the pial surface (0) to white matter (1),
     a bin without cortex filled from its neighbours, with the window's cortex fraction and white-matter
-    mean. `own_area` uses only the cortex of the area under the window's centre, `centre_<r>px` only the
+    mean. `own_area` uses only the cortex of the area under the window's centre (none where the centre pixel
+is not cortex: the profile is then the window's mean grey, its fraction 0), `centre_<r>px` only the
     cortex within r px of the centre (no area label: what a narrower field would see). Nothing is inferred from
     the image: whatever these profiles cannot separate, the rendering lost (cell noise, few pixels per
     layer, a ribbon thinner than its signature), and what they separate but the patch features do not is
@@ -197,8 +198,6 @@ def true_depth_profiles(cfg, brains, sections, xs, ys, px: int, bins: int = 24) 
     radii = (16, 32)  # px: cortex within this distance of the centre (0.64 and 1.28 mm at 40 um/px)
     out = {k: np.zeros((len(xs), bins + 2)) for k in ("all_cortex", "own_area", *(f"centre_{r}px" for r in radii))}
     edges = np.linspace(0, 1, bins + 1)
-    off = np.arange(px) - px // 2
-    dist = np.hypot(*np.meshgrid(off, off, indexing="ij"))
     for brain_id in sorted(set(brains)):
         plan = brain_plan(int(brain_id[1:]) - 1, s, atlas, support)
         thickness = signature_tables(plan.signatures)["thickness_mm"]
@@ -215,7 +214,11 @@ def true_depth_profiles(cfg, brains, sections, xs, ys, px: int, bins: int = 24) 
                 g, d, cx, a = image[win], truth["depth"][win], truth["cortex"][win], truth["area"][win]
                 centre = truth["area"][int(ys[i]), int(xs[i])]
                 white = g[truth["white"][win]]
-                near = {f"centre_{r}px": cx & (dist[: cx.shape[0], : cx.shape[1]] <= r) for r in radii}
+                # distance to the centre from each pixel's section coordinates (right also where the window is clipped)
+                win_rows = np.arange(max(r0, 0), max(r0, 0) + cx.shape[0])
+                win_cols = np.arange(max(c0, 0), max(c0, 0) + cx.shape[1])
+                dist = np.hypot(*np.meshgrid(win_rows - int(ys[i]), win_cols - int(xs[i]), indexing="ij"))
+                near = {f"centre_{r}px": cx & (dist <= r) for r in radii}
                 for kind, m in (("all_cortex", cx), ("own_area", cx & (a == centre)), *near.items()):
                     b = np.digitize(d[m], edges[1:-1])
                     n = np.bincount(b, minlength=bins)
@@ -264,7 +267,8 @@ def lake_pairs(cfg, rows: list[dict]) -> list[dict]:
         for kind, x in features.items():
             # across brains (train on one, score the other: the transfer brain's case) and across sections
             # of the same brains (sections held out whole: the test split's case)
-            for suffix, groups, cv in (("", brain[m], LeaveOneGroupOut()), ("_across_sections", section[m], GroupKFold(4))):
+            folds = GroupKFold(min(4, len(np.unique(section[m]))))  # fewer where a pair lies on fewer sections
+            for suffix, groups, cv in (("", brain[m], LeaveOneGroupOut()), ("_across_sections", section[m], folds)):
                 res[kind + suffix] = round(float(cross_val_score(lda(), x[m], names[m] == r["a"], groups=groups, cv=cv,
                                                                  scoring="balanced_accuracy").mean()), 3)
         out.append(res)

@@ -118,13 +118,16 @@ def probe(cfg, oracle: bool = False, encoders: bool = True) -> None:
     if oracle:  # the split above holds 2 sections: the bound again, each annotated train section held out in turn
         held = [sec == n for n in names]
         prior = [macro_f1(y[v], pmap[v].argmax(1)) for v in held]
-        print(f"leave-one-section-out over {len(names)} sections: prior alone {np.mean(prior):.3f} ± {np.std(prior):.3f}")
+        print(f"leave-one-section-out over {len(names)} sections (sd with ddof=1): prior alone {np.mean(prior):.3f} "
+              f"± {np.std(prior, ddof=1):.3f}")
         for name in ORACLES.values():
             for wd in (0.1, 0.01):
                 f1 = [corrected_f1(sources[name](), log_prior, y, ~v, v, wd) for v in held]
                 gain = np.array(f1) - np.array(prior)
-                print(f"  {name}, prior+correction wd {wd}: {np.mean(f1):.3f} ± {np.std(f1):.3f} "
-                      f"(gain over the prior {gain.mean():+.3f} ± {gain.std():.3f})", flush=True)
+                se = gain.std(ddof=1) / np.sqrt(len(gain))
+                print(f"  {name}, prior+correction wd {wd}: {np.mean(f1):.3f} ± {np.std(f1, ddof=1):.3f} "
+                      f"(gain over the prior {gain.mean():+.3f} ± {gain.std(ddof=1):.3f}, standard error {se:.3f})",
+                      flush=True)
 
 
 def gnn(cfg, models: list[str]) -> None:

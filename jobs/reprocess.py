@@ -19,7 +19,7 @@ def main() -> int:
     a = parser(__doc__).parse_args()
     cfg = settings(a.config)
     with lake_writer(cfg, "reprocess", a.wait):
-        # the stages (torch, PyG, Spark: ~4.5 s of imports) load once the lock is held: a scheduled run
+        # the stages (torch, PyG, Spark: ~4.4 s of imports) load once the lock is held: a scheduled run
         # that finds the lake locked, or --help, answers at once
         from cytolake.lake.spark import spark_session
         from cytolake.reprocess import run_reprocess
