@@ -45,6 +45,19 @@ def test_an_intact_lake_checks_clean(lake_copy, capsys):
     assert rc == 0 and "damaged" not in out
 
 
+def test_a_new_lake_without_tables_checks_clean_so_a_first_reprocess_can_start(tmp_path, capsys):
+    """The first scheduled run of reprocess meets a lake folder with no table yet: its check stage must not
+    call that damage (the reprocess tests start from a registered atlas, so this is its only test)."""
+    from cytolake.lake.check import check_lake
+    from cytolake.reprocess import STAGES, _RUN
+
+    cfg = settings_at(tmp_path)
+    assert all(ps == [] for ps in check_lake(Lake(cfg.paths.lake)).values())
+    assert STAGES[0] == "check" and _RUN["check"](cfg, None, print).status == "ok"
+    rc, out = run(write_config(cfg, tmp_path / "conf.yaml"), capsys, "check")
+    assert rc == 0 and "damaged" not in out
+
+
 def test_a_missing_data_file_leaves_the_other_tables_queryable(lake_copy, capsys):
     lake, conf = lake_copy
     gone = data_files(lake, "patches")[0]
