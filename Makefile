@@ -22,7 +22,7 @@ CONFIG ?= conf/local.yaml
 
 ARCHIVE := $(VENV)/spark-classes.jsa
 
-setup: $(STAMP) $(HVD_STAMP) $(ARCHIVE)
+setup: $(STAMP) $(HVD_STAMP) $(ARCHIVE).key
 
 # Reuses an existing environment; reinstalls only when pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -46,8 +46,8 @@ $(HVD_STAMP): $(STAMP)
 # Spark's classes parsed and verified once, for every driver JVM of this environment
 # (lib/cytolake/lake/class_archive.py, whose CLASS_ARCHIVE is this path; RESULTS.md for what it saves).
 # It only saves time: where the JDK writes none, the warning names the cause and setup goes on (tried again
-# by the next make).
-$(ARCHIVE): $(STAMP)
+# by the next make). The target is the key file, written last: an archive without one is written again.
+$(ARCHIVE).key: $(STAMP)
 	@echo "writing the Spark class-data archive (once per environment, ~30 s)"
 	@$(PY) -m cytolake.lake.class_archive || echo "setup goes on without the class-data archive"
 

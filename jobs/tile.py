@@ -20,8 +20,9 @@ def main() -> int:
     with lake_writer(cfg, "tile", a.wait):
         summary = run_tile(cfg, spark_session(cfg.spark), a.brains)
     n = sum(summary.tiled.values())
-    print(f"tiled {len(summary.tiled)} sections into {n} patches; committed brains {summary.committed_brains or 'none'}"
-          f" (patches version {summary.version})")
+    committed = f"(patches version {summary.version})" if summary.version is not None else "(nothing committed)"
+    print(f"tiled {len(summary.tiled)} sections into {n} patches; committed brains "
+          f"{summary.committed_brains or 'none'} {committed}")
     for (b, s), err in sorted(summary.failed.items()):
         print(f"  section {b}/{s}: {err}")
     return finish(len(summary.failed), "sections")

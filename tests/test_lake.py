@@ -1,5 +1,6 @@
 """The lake layer on a real local Spark session and real Delta tables."""
 
+import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from pyspark.sql import functions as F
 
 from cytolake.config import SparkSettings
 from cytolake.lake import Lake
-from cytolake.lake.class_archive import CLASS_ARCHIVE, driver_options, environment_key
+from cytolake.lake.class_archive import CLASS_ARCHIVE, DRIVER_OPTIONS, driver_options, environment_key, write
 from cytolake.lake.spark import read_dataframe, write_dataframe
 from cytolake.schemas import schema
 
@@ -34,9 +35,9 @@ def parquet_files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*.parquet")}
 
 
-def test_driver_options_add_the_class_archive_after_the_configured_ones_only_for_this_jdk_and_pyspark(tmp_path):
+def test_driver_options_put_the_class_archive_before_the_configured_ones_only_for_this_jdk_and_pyspark(tmp_path):
     archive = tmp_path / "classes.jsa"
-    mapped = f"-XX:SharedArchiveFile={archive} -Xlog:disable -Xlog:all=warning:stderr"
+    mapped = f"-Xlog:disable -Xlog:all=warning:stderr -XX:SharedArchiveFile={archive}"
     jit = SparkSettings(conf={"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1"})
     assert driver_options(jit, archive) == "-XX:TieredStopAtLevel=1"  # no archive written: nothing to map
     archive.write_bytes(b"an archive")
@@ -44,9 +45,36 @@ def test_driver_options_add_the_class_archive_after_the_configured_ones_only_for
     (tmp_path / "classes.jsa.key").write_text("/old/jdk/bin/java pyspark 3.5.0")
     assert driver_options(jit, archive) == "-XX:TieredStopAtLevel=1"  # written for another JDK and pyspark
     (tmp_path / "classes.jsa.key").write_text(environment_key())
-    assert driver_options(jit, archive) == f"-XX:TieredStopAtLevel=1 {mapped}"
+    # the configured options come last: a configured -Xlog is not undone by the archive's -Xlog:disable
+    assert driver_options(jit, archive) == f"{mapped} -XX:TieredStopAtLevel=1"
     assert driver_options(SparkSettings(), archive) == mapped
     assert driver_options(SparkSettings(class_archive=False), archive) == ""
+
+
+def test_a_configured_xlog_still_logs_and_cds_warnings_stay_off_stdout_where_the_archive_is_mapped(tmp_path):
+    """A real JVM started with the driver's options: the archive's `-Xlog:disable` (which resets logging
+    set up before it) must not undo a configured `-Xlog`, and the warning for an archive it cannot map goes
+    to stderr (a job's stdout is its report). The environment's own archive, which a bare `java` without
+    Spark's class path cannot map: it says so, as a warning."""
+    log = tmp_path / "gc.log"
+    opts = driver_options(SparkSettings(conf={DRIVER_OPTIONS: f"-Xlog:gc*:file={log}"}))
+    assert f"-XX:SharedArchiveFile={CLASS_ARCHIVE}" in opts, "make setup writes the archive and its key"
+    r = subprocess.run(["java", *opts.split(), "-version"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert log.stat().st_size > 0, opts  # the configured gc log was written
+    assert "shared archive" in r.stderr.lower() and "shared archive" not in r.stdout.lower()
+
+
+@pytest.mark.slow  # a JVM started and killed as its own process group
+def test_writing_the_class_archive_past_its_time_limit_leaves_no_file_and_no_jvm(tmp_path):
+    import time
+
+    with pytest.raises(subprocess.TimeoutExpired):
+        write(tmp_path / "classes.jsa", timeout=6)  # the workload's JVM is up by then, nowhere near its dump
+    time.sleep(3)  # a JVM left alive would dump its archive when its parent's pipes close
+    assert list(tmp_path.iterdir()) == []
+    left = subprocess.run(["pgrep", "-f", f"ArchiveClassesAtExit={tmp_path}"], capture_output=True, text=True)
+    assert left.stdout == "", left.stdout
 
 
 def test_the_session_jvm_starts_from_the_class_archive_that_make_setup_wrote(spark):

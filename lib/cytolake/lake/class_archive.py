@@ -13,6 +13,7 @@ archive (slower than no option), so the archive is only ever replaced whole (wri
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,18 +43,19 @@ def _key_file(archive: Path) -> Path:
 def archive_option(archive: Path = CLASS_ARCHIVE) -> str:
     """The JVM options that map the archive, or "" where there is none or it was written for another JDK
     or pyspark (any JVM of this environment: a driver, and the daemons and executors of a standalone cluster
-    on this machine). The JVM's own CDS messages go to stderr, never into a job's stdout."""
+    on this machine). The JVM's own messages (CDS warnings included) go to stderr, never into a job's stdout:
+    options after these may add their own `-Xlog` (the disable here only resets the JVM's default)."""
     key = _key_file(archive)
     if not (archive.is_file() and key.is_file() and key.read_text() == environment_key()):
         return ""
-    return f"-XX:SharedArchiveFile={archive} -Xlog:disable -Xlog:all=warning:stderr"
+    return f"-Xlog:disable -Xlog:all=warning:stderr -XX:SharedArchiveFile={archive}"
 
 
 def driver_options(settings: SparkSettings, archive: Path = CLASS_ARCHIVE) -> str:
-    """The driver JVM's options: those configured (`spark.conf`), then the class-data archive where
-    `spark.class_archive` asks for it."""
+    """The driver JVM's options: the class-data archive's where `spark.class_archive` asks for it, then those
+    configured (`spark.conf`), so that a configured `-Xlog` or archive of one's own wins."""
     configured = settings.conf.get(DRIVER_OPTIONS, "")
-    return f"{configured} {archive_option(archive) if settings.class_archive else ''}".strip()
+    return f"{archive_option(archive) if settings.class_archive else ''} {configured}".strip()
 
 
 def _workload(out: Path) -> None:
@@ -83,20 +85,25 @@ def _workload(out: Path) -> None:
     spark.stop()
 
 
-def write(path: Path = CLASS_ARCHIVE) -> Path:
+def write(path: Path = CLASS_ARCHIVE, timeout: float = 600) -> Path:
     """Write the archive to `path` (atomically: a half-written archive is never in place). Raises
     RuntimeError naming the cause when the JVM wrote none."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    # its own process group: on a timeout the JVM (a grandchild) is killed too, before it can dump at exit;
+    # reading the pipes to their end also waits for the JVM to finish a dump it has begun
+    proc = subprocess.Popen([sys.executable, "-m", "cytolake.lake.class_archive", "--workload", str(tmp)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        # capture_output also makes run() wait for the JVM (a grandchild holding the pipes) to finish its dump
-        r = subprocess.run([sys.executable, "-m", "cytolake.lake.class_archive", "--workload", str(tmp)],
-                           capture_output=True, text=True, timeout=600)
+        out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         tmp.unlink(missing_ok=True)
         raise
-    if r.returncode != 0 or not tmp.is_file():
+    if proc.returncode != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"no class-data archive written (exit {r.returncode}):\n{(r.stdout + r.stderr)[-2000:]}")
+        raise RuntimeError(f"no class-data archive written (exit {proc.returncode}):\n{out[-2000:]}")
+    _key_file(path).unlink(missing_ok=True)
     os.replace(tmp, path)
     _key_file(path).write_text(environment_key())
     return path
