@@ -118,20 +118,17 @@ def test_a_run_that_finds_the_lake_locked_exits_4_naming_the_holder(landed):
     assert "locked by pytest-holder" in out and "not starting reprocess" in out
 
 
-@pytest.mark.usefixtures("with_atlas")
-def test_a_failed_stage_is_reported_and_the_stages_after_it_skipped(cfg, spark):
-    results = run_reprocess(with_train(cfg, model_version="never-trained"), spark, log=lambda *a: None)
+def test_a_failed_stage_is_reported_and_the_stages_after_it_skipped(tiled_copy, spark):
+    # the session's tiled lake: ingest and tile find their work done, embed has no encoder to load
+    results = run_reprocess(with_train(tiled_copy, model_version="never-trained"), spark, log=lambda *a: None)
     assert [(r.stage, r.status) for r in results] == [("check", "ok"),
         ("ingest", "ok"), ("tile", "ok"), ("embed", "failed"), ("build_graph", "skipped"), ("predict", "skipped")]
     assert "never-trained" in results[3].detail and "no trained encoder" in results[3].detail
     assert results[4].detail == "not run: embed failed"
 
 
-@pytest.mark.usefixtures("with_atlas")
-def test_a_damaged_lake_stops_reprocess_before_it_writes(cfg, spark):
-    from cytolake.ingest.job import run_ingest
-
-    run_ingest(cfg, spark, log=lambda *a: None)
+def test_a_damaged_lake_stops_reprocess_before_it_writes(tiled_copy, spark):
+    cfg = tiled_copy
     lake = Lake(cfg.paths.lake)
     gone = sorted(lake.path("pmaps").rglob("*.parquet"))[0]
     gone.unlink()
