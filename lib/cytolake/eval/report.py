@@ -70,9 +70,12 @@ def calibration(results: list[ModelResult]) -> list[str]:
             for name in ("sup", "cont-sup"):
                 if name in by and low is not None:
                     top = by[name].mean(m, key)
-                    gap = top - low
-                    share = (c.mean(m, key) - low) / gap if abs(gap) > 1e-9 else float("nan")
-                    parts.append(f"{share:.0%} of the way from random-init ({low:.3f}) to {name} ({top:.3f})")
+                    if top - low > 1e-9:
+                        share = (c.mean(m, key) - low) / (top - low)
+                        parts.append(f"{share:.0%} of the way from random-init ({low:.3f}) to {name} ({top:.3f})")
+                    else:  # a share of a gap that is not there would read as "beyond the labels"
+                        parts.append(f"{c.mean(m, key) - top:+.3f} against {name} ({top:.3f}), which is not above "
+                                     f"random-init ({low:.3f}): no scale between them")
             if parts:
                 lines.append(f"  - {m}, {split}: cont-pmap {c.mean(m, key):.3f} is " + "; ".join(parts))
     return lines
