@@ -186,7 +186,11 @@ is not cortex: the profile is then the window's mean grey, its fraction 0), `cen
     cortex within r px of the centre (no area label: what a narrower field would see). Nothing is inferred from
     the image: whatever these profiles cannot separate, the rendering lost (cell noise, few pixels per
     layer, a ribbon thinner than its signature), and what they separate but the patch features do not is
-    lost to the geometry (curvature, orientation, the window's place in the ribbon)."""
+    lost to the geometry (curvature, orientation, the window's place in the ribbon).
+
+    Also `neighbour_cortex` (n, px, px) bool, aligned with the patch: the window's cortex of any area but the
+    centre's (all of its cortex where the centre is not cortex), and `fill` (n,): the window's white-matter
+    mean grey, to paint that cortex over with (validation_science.py's area-isolated patches)."""
     import tifffile
 
     from cytolake.synth.brains import atlas_support, brain_plan, load_anatomy, section_shape, section_truth
@@ -197,6 +201,7 @@ is not cortex: the profile is then the window's mean grey, its fraction 0), `cen
     support, anatomy = atlas_support(atlas), load_anatomy()
     radii = (16, 32)  # px: cortex within this distance of the centre (0.64 and 1.28 mm at 40 um/px)
     out = {k: np.zeros((len(xs), bins + 2)) for k in ("all_cortex", "own_area", *(f"centre_{r}px" for r in radii))}
+    out["neighbour_cortex"], out["fill"] = np.zeros((len(xs), px, px), bool), np.zeros(len(xs))
     edges = np.linspace(0, 1, bins + 1)
     for brain_id in sorted(set(brains)):
         plan = brain_plan(int(brain_id[1:]) - 1, s, atlas, support)
@@ -219,6 +224,9 @@ is not cortex: the profile is then the window's mean grey, its fraction 0), `cen
                 win_cols = np.arange(max(c0, 0), max(c0, 0) + cx.shape[1])
                 dist = np.hypot(*np.meshgrid(win_rows - int(ys[i]), win_cols - int(xs[i]), indexing="ij"))
                 near = {f"centre_{r}px": cx & (dist <= r) for r in radii}
+                dr, dc = max(r0, 0) - r0, max(c0, 0) - c0  # where the (clipped) window lies in the patch
+                out["neighbour_cortex"][i, dr: dr + cx.shape[0], dc: dc + cx.shape[1]] = cx & (a != centre)
+                out["fill"][i] = white.mean() if white.size else g.mean()
                 for kind, m in (("all_cortex", cx), ("own_area", cx & (a == centre)), *near.items()):
                     b = np.digitize(d[m], edges[1:-1])
                     n = np.bincount(b, minlength=bins)

@@ -6,13 +6,16 @@
           probe of the area label fitted on the labelled train-split patches of 3 in 4 sections, macro-F1 on the
           4th; and "prior + correction", logits = log pmap + W h (no bias, L2 weight decay), the simplest form of
           GNN+, against the prior's argmax on the same patches. `--oracle` adds the true-depth profiles of
-          neighbour_separability.py (grey level by the world's own depth of each pixel: an upper bound for what
-          a depth profile could add, not an input the pipeline has); `--no-encoders` leaves the encoders out.
+          neighbour_separability.py (mean grey by the world's own depth of each pixel: an oracle, not an input
+          the pipeline has, and no bound on what texture could add); `--area-isolated` adds every feature set
+          again on the patch with the cortex of the other areas painted over (the world's truth, an oracle:
+          what the features would add if they followed the centre's area, not the window), all held out by
+          section; `--no-encoders` leaves the encoders out.
   gnn     GNN+ by leave-one-section-out over the annotated train sections: for each, the GAT trained on the
           others (validation: a seeded fifth of them) and scored on the held-out one; the prior's argmax, the
           best validation epoch (the rule before METHOD_VERSION 6) and the one-standard-error rule.
 
-    .venv/bin/python benchmarks/validation_science.py --config conf/local.yaml probe [--oracle] [--no-encoders]
+    .venv/bin/python benchmarks/validation_science.py --config conf/local.yaml probe [--oracle] [--area-isolated] [--no-encoders]
     .venv/bin/python benchmarks/validation_science.py --config conf/local.yaml gnn --models contrastive-pmap-v1 random-init
 """
 
@@ -72,7 +75,7 @@ def corrected_f1(h, log_prior, y, fit, val, wd: float, steps: int = 200) -> floa
     return macro_f1(y[val], (lp[v] + hs[v] @ w.detach()).argmax(1).numpy())
 
 
-def probe(cfg, oracle: bool = False, encoders: bool = True) -> None:
+def probe(cfg, oracle: bool = False, encoders: bool = True, isolated: bool = False) -> None:
     lake = Lake(cfg.paths.lake)
     t = lake.read("patches", ["brain_id", "section_id", "x", "y", "label", "split", "height", "width", "image", "pmap"])
     t = t.filter(pc.and_(t["label"].is_valid(), pc.equal(t["split"], "train")))
@@ -89,11 +92,26 @@ def probe(cfg, oracle: bool = False, encoders: bool = True) -> None:
           f"validation {val.sum()} ({', '.join(names[::4])})")
     print(f"{'features':40s} probe   prior+correction wd 10 / 1 / 0.1 / 0.01 (prior alone "
           f"{macro_f1(y[val], pmap[val].argmax(1)):.3f})")
-    stats = cache(lambda: np.stack([statistics(p.astype(np.float32)) for p in images]))
-    profiles = cache(lambda: np.stack([depth_profile(p.astype(np.float32)) for p in images]))
-    sources = {"hand-made statistics": stats, "depth profile": profiles,
+    models = sorted(p for p in Path(cfg.paths.models).iterdir() if (p / "encoder.pt").is_file()) if encoders else []
+
+    def feature_sources(imgs) -> dict:
+        """Each feature set of the patches `imgs` (n, h, w) uint8, computed when first asked for."""
+        stats = cache(lambda: np.stack([statistics(p.astype(np.float32)) for p in imgs()]))
+        profiles = cache(lambda: np.stack([depth_profile(p.astype(np.float32)) for p in imgs()]))
+        out = {"hand-made statistics": stats, "depth profile": profiles,
                "hand-made statistics + depth profile": lambda: np.c_[stats(), profiles()]}
-    if oracle:  # the world's own depth of every pixel (neighbour_separability.true_depth_profiles): not an input
+        for d in models:
+            def features(d=d):
+                model, x = load_encoder(d), imgs()
+                with torch.no_grad():
+                    return np.concatenate([model.features(to_input(torch.from_numpy(x[i:i + 256].copy()))).numpy()
+                                           for i in range(0, len(x), 256)])
+            out[d.name] = cache(features)
+        return out
+
+    sources = feature_sources(lambda: images)
+    held_out = list(ORACLES.values()) if oracle else []
+    if oracle or isolated:  # the world's own depth of every pixel (neighbour_separability.true_depth_profiles): not an input
         from neighbour_separability import true_depth_profiles
 
         true_depth = cache(lambda: true_depth_profiles(cfg, np.array(t["brain_id"].to_pylist()),
@@ -102,32 +120,38 @@ def probe(cfg, oracle: bool = False, encoders: bool = True) -> None:
                                                        np.array(t["y"].to_pylist(), float), h))
         for kind, label in ORACLES.items():
             sources[label] = lambda kind=kind: true_depth()[kind]
-    models = sorted(p for p in Path(cfg.paths.models).iterdir() if (p / "encoder.pt").is_file()) if encoders else []
-    for d in models:
-        def features(d=d):
-            model = load_encoder(d)
-            with torch.no_grad():
-                return np.concatenate([model.features(to_input(torch.from_numpy(images[i:i + 256].copy()))).numpy()
-                                       for i in range(0, len(images), 256)])
-        sources[d.name] = features
+    if isolated:  # the same features of the patch with the neighbouring areas' cortex painted over: an oracle
+        def isolated_images():
+            td = true_depth()
+            fill = np.clip(np.round(td["fill"]), 0, 255).astype(np.uint8)[:, None, None]
+            return np.where(td["neighbour_cortex"], fill, images)
+
+        full = [k for k in sources if not k.startswith("oracle")]
+        sources.update({f"{k}, area isolated": v for k, v in feature_sources(cache(isolated_images)).items()})
+        held_out += [k for name in full for k in (name, f"{name}, area isolated")]
     for name, make in sources.items():
         x = make()
         clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5)).fit(x[fit], y[fit])
         corr = [corrected_f1(x, log_prior, y, fit, val, wd) for wd in (10.0, 1.0, 0.1, 0.01)]
         print(f"{name:40s} {macro_f1(y[val], clf.predict(x[val])):.3f}   " + " / ".join(f"{c:.3f}" for c in corr), flush=True)
-    if oracle:  # the split above holds 2 sections: the bound again, each annotated train section held out in turn
+    if held_out:  # the split above holds 2 sections: each annotated train section held out in turn
         held = [sec == n for n in names]
         prior = [macro_f1(y[v], pmap[v].argmax(1)) for v in held]
         print(f"leave-one-section-out over {len(names)} sections (sd with ddof=1): prior alone {np.mean(prior):.3f} "
               f"± {np.std(prior, ddof=1):.3f}")
-        for name in ORACLES.values():
+        scores = {}
+        for name in held_out:
             for wd in (0.1, 0.01):
-                f1 = [corrected_f1(sources[name](), log_prior, y, ~v, v, wd) for v in held]
-                gain = np.array(f1) - np.array(prior)
-                se = gain.std(ddof=1) / np.sqrt(len(gain))
-                print(f"  {name}, prior+correction wd {wd}: {np.mean(f1):.3f} ± {np.std(f1, ddof=1):.3f} "
-                      f"(gain over the prior {gain.mean():+.3f} ± {gain.std(ddof=1):.3f}, standard error {se:.3f})",
-                      flush=True)
+                f1 = scores[name, wd] = np.array([corrected_f1(sources[name](), log_prior, y, ~v, v, wd) for v in held])
+                print(f"  {name}, prior+correction wd {wd}: {f1.mean():.3f} ± {f1.std(ddof=1):.3f} "
+                      f"({paired(f1 - np.array(prior), 'gain over the prior')})", flush=True)
+                if name.endswith(", area isolated"):  # the same sections with and without the neighbours' cortex
+                    print(f"    {paired(f1 - scores[name.removesuffix(', area isolated'), wd], 'isolating the area')}")
+
+
+def paired(d: np.ndarray, what: str) -> str:
+    """Mean ± sd (ddof=1) of per-section differences, with the standard error of the mean."""
+    return f"{what} {d.mean():+.3f} ± {d.std(ddof=1):.3f}, standard error {d.std(ddof=1) / np.sqrt(len(d)):.3f}"
 
 
 def gnn(cfg, models: list[str]) -> None:
@@ -168,13 +192,16 @@ def main() -> int:
     ap.add_argument("part", choices=["probe", "gnn"])
     ap.add_argument("--models", nargs="+", default=["contrastive-pmap-v1", "random-init"])
     ap.add_argument("--oracle", action="store_true",
-                    help="probe: also the true-depth oracle (each pixel's depth from the world's truth; an upper bound)")
+                    help="probe: also the true-depth oracle (mean grey by each pixel's depth from the world's truth)")
     ap.add_argument("--no-encoders", action="store_true", help="probe: only the hand-made features (and the oracle)")
+    ap.add_argument("--area-isolated", action="store_true",
+                    help="probe: also every feature set on the patch with the cortex of areas other than the centre's "
+                         "painted over with its white-matter grey (the world's truth: an oracle), held out by section")
     a = ap.parse_args()
     torch.set_num_threads(2)
     cfg = load_config(a.config)
     if a.part == "probe":
-        probe(cfg, a.oracle, not a.no_encoders)
+        probe(cfg, a.oracle, not a.no_encoders, a.area_isolated)
     else:
         gnn(cfg, a.models)
     return 0
