@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from cytolake.config import SparkSettings
 from cytolake.lake import Lake
 from cytolake.lake.class_archive import CLASS_ARCHIVE, DRIVER_OPTIONS, driver_options, environment_key, write
-from cytolake.lake.spark import read_dataframe, write_dataframe
+from cytolake.lake.spark import LOG_CONFIG, log_option, read_dataframe, write_dataframe
 from cytolake.schemas import schema
 
 
@@ -49,6 +49,19 @@ def test_driver_options_put_the_class_archive_before_the_configured_ones_only_fo
     assert driver_options(jit, archive) == f"{mapped} -XX:TieredStopAtLevel=1"
     assert driver_options(SparkSettings(), archive) == mapped
     assert driver_options(SparkSettings(class_archive=False), archive) == ""
+
+
+def test_the_driver_logs_with_the_packages_log4j2_file_unless_the_user_names_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("SPARK_CONF_DIR", raising=False)
+    mine = log_option(SparkSettings())
+    assert mine == f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}" and LOG_CONFIG.is_file()
+    assert "rootLogger.level = warn" in LOG_CONFIG.read_text()
+    theirs = SparkSettings(conf={DRIVER_OPTIONS: "-Dlog4j2.configurationFile=file:/etc/spark/log4j2.xml"})
+    assert log_option(theirs) == ""
+    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path))
+    assert log_option(SparkSettings()) == mine  # a conf dir without a log4j2 file of its own
+    (tmp_path / "log4j2.properties").write_text("rootLogger.level = info\n")
+    assert log_option(SparkSettings()) == ""
 
 
 def test_a_configured_xlog_still_logs_and_cds_warnings_stay_off_stdout_where_the_archive_is_mapped(tmp_path):

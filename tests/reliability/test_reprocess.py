@@ -75,6 +75,8 @@ def test_a_rerun_over_the_same_landing_commits_nothing(landed):
     assert rc == 0, out[-4000:]
     assert {t: lake.version(t) for t in table_names()} == before
     assert "0 patch(es) embedded" in out and "rebuilt none" in out and "current" in out
+    # the driver logs with the package's log4j2 file: none of Spark's start-up notices
+    assert "default log4j profile" not in out and "NativeCodeLoader" not in out, out[:3000]
 
 
 def test_overlapping_runs_over_a_new_brain_add_it_once_and_leave_the_others_files(landed):

@@ -13,6 +13,7 @@ import os
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -21,6 +22,8 @@ from cytolake.lake.class_archive import DRIVER_OPTIONS, driver_options
 from cytolake.lake.tables import DataFile, DataFileWriter, Lake, WriteMode, remove_uncommitted
 from cytolake.schemas import schema
 
+LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
+
 _FILE_FIELDS = [("path", pa.string()), ("size", pa.int64()), ("num_records", pa.int64()),
                 ("partition_values", pa.string()), ("stats", pa.string())]
 
@@ -28,6 +31,17 @@ _FILE_FIELDS = [("path", pa.string()), ("size", pa.int64()), ("num_records", pa.
 def submitted() -> bool:
     """True when this process was started by spark-submit (its JVM is already up and passed the gateway)."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def log_option(settings: SparkSettings) -> str:
+    """The driver's log4j2 configuration (warnings to stderr, without the start-up notices no user acts on),
+    or "" where the user chose one: a `-Dlog4j2.configurationFile` in the configured driver options, or a
+    log4j2.properties in $SPARK_CONF_DIR (Spark's own place for it)."""
+    conf_dir = os.environ.get("SPARK_CONF_DIR")
+    if "log4j2.configurationFile" in settings.conf.get(DRIVER_OPTIONS, "") or (
+            conf_dir and Path(conf_dir, "log4j2.properties").is_file()):
+        return ""
+    return f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}"
 
 
 def spark_session(settings: SparkSettings):
@@ -54,8 +68,9 @@ def spark_session(settings: SparkSettings):
     )
     for k, v in settings.conf.items():
         b = b.config(k, v)
-    if not submitted() and driver_options(settings):  # under spark-submit the driver JVM is already running
-        b = b.config(DRIVER_OPTIONS, driver_options(settings))
+    options = f"{log_option(settings)} {driver_options(settings)}".strip()
+    if not submitted() and options:  # under spark-submit the driver JVM is already running
+        b = b.config(DRIVER_OPTIONS, options)
     spark = b.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
