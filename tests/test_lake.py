@@ -53,14 +53,22 @@ def test_driver_options_put_the_class_archive_before_the_configured_ones_only_fo
 
 def test_the_driver_logs_with_the_packages_log4j2_file_unless_the_user_names_one(tmp_path, monkeypatch):
     monkeypatch.delenv("SPARK_CONF_DIR", raising=False)
+    monkeypatch.delenv("SPARK_HOME", raising=False)  # the installed pyspark's conf folder, which has none
     mine = log_option(SparkSettings())
     assert mine == f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}" and LOG_CONFIG.is_file()
     assert "rootLogger.level = warn" in LOG_CONFIG.read_text()
-    theirs = SparkSettings(conf={DRIVER_OPTIONS: "-Dlog4j2.configurationFile=file:/etc/spark/log4j2.xml"})
-    assert log_option(theirs) == ""
+    for name in ("log4j2", "log4j"):
+        theirs = SparkSettings(conf={DRIVER_OPTIONS: f"-Xss4m -D{name}.configurationFile=file:/etc/spark/log4j2.xml"})
+        assert log_option(theirs) == ""
     monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path))
     assert log_option(SparkSettings()) == mine  # a conf dir without a log4j2 file of its own
     (tmp_path / "log4j2.properties").write_text("rootLogger.level = info\n")
+    assert log_option(SparkSettings()) == ""
+    monkeypatch.delenv("SPARK_CONF_DIR")
+    monkeypatch.setenv("SPARK_HOME", str(tmp_path / "home"))  # Spark's default folder: $SPARK_HOME/conf
+    assert log_option(SparkSettings()) == mine
+    (tmp_path / "home" / "conf").mkdir(parents=True)
+    (tmp_path / "home" / "conf" / "log4j2.properties").write_text("rootLogger.level = info\n")
     assert log_option(SparkSettings()) == ""
 
 

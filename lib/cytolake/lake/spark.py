@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
@@ -33,13 +34,24 @@ def submitted() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+def _spark_conf_dir() -> Path:
+    """Where Spark looks for its own configuration: $SPARK_CONF_DIR, else $SPARK_HOME/conf (by default the
+    installed pyspark's folder)."""
+    if os.environ.get("SPARK_CONF_DIR"):
+        return Path(os.environ["SPARK_CONF_DIR"])
+    if os.environ.get("SPARK_HOME"):
+        return Path(os.environ["SPARK_HOME"], "conf")
+    import pyspark
+
+    return Path(pyspark.__file__).parent / "conf"
+
+
 def log_option(settings: SparkSettings) -> str:
     """The driver's log4j2 configuration (warnings to stderr, without the start-up notices no user acts on),
-    or "" where the user chose one: a `-Dlog4j2.configurationFile` in the configured driver options, or a
-    log4j2.properties in $SPARK_CONF_DIR (Spark's own place for it)."""
-    conf_dir = os.environ.get("SPARK_CONF_DIR")
-    if "log4j2.configurationFile" in settings.conf.get(DRIVER_OPTIONS, "") or (
-            conf_dir and Path(conf_dir, "log4j2.properties").is_file()):
+    or "" where the user chose one: a `-Dlog4j2.configurationFile` (or log4j's older name for it) in the
+    configured driver options, or a log4j2.properties in Spark's configuration folder."""
+    if re.search(r"-Dlog4j2?\.configurationFile=", settings.conf.get(DRIVER_OPTIONS, "")) or (
+            _spark_conf_dir() / "log4j2.properties").is_file():
         return ""
     return f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}"
 
