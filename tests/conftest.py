@@ -145,6 +145,20 @@ def tiled_copy(tmp_path, tiled_session) -> Settings:
     return copy_of(tiled_session, tmp_path)
 
 
+@pytest.fixture(scope="session")
+def atlas_nifti() -> tuple[np.ndarray, np.ndarray]:
+    """The atlas NIfTI as nibabel reads it (its data in percent, read-only, and the inverse of its affine),
+    decompressed once per session: the independent reference that the pmap tests sample (`expected_pmaps`)."""
+    import nibabel as nib
+
+    from cytolake.atlas.pmaps import Atlas
+
+    img = nib.load(Atlas(load_config(ROOT / "conf" / "test.yaml").atlas).maps_path)
+    raw = np.asanyarray(img.dataobj)
+    raw.flags.writeable = False
+    return raw, np.linalg.inv(img.affine)
+
+
 def expected_pmaps(raw, inv, area_ids, xyz) -> np.ndarray:
     """The independent reference for patch pmaps: scipy's trilinear sample of the atlas NIfTI data (`raw`,
     in percent) at MNI points `xyz` (n x 3) for each area, shape (n, areas)."""

@@ -1,6 +1,5 @@
 """Embedding and graph building on a tiny tiled lake: real Spark, real Delta tables, real BigTIFF sections."""
 
-import nibabel as nib
 import numpy as np
 import pyarrow.compute as pc
 import pytest
@@ -137,10 +136,9 @@ def test_two_parallel_disks_make_one_closed_surface_between_them():
     assert np.abs(r[side] - 15).max() < 1.5
 
 
-def test_fsaverage5_gives_the_real_mesh_with_pmaps_at_its_vertices(cfg):
+def test_fsaverage5_gives_the_real_mesh_with_pmaps_at_its_vertices(cfg, atlas_nifti):
     atlas = Atlas(cfg.atlas)
-    img = nib.load(atlas.maps_path)
-    raw, inv = np.asanyarray(img.dataobj), np.linalg.inv(img.affine)
+    raw, inv = atlas_nifti
     rng = np.random.default_rng(5)
     for hemi in ("left", "right"):
         g = fsaverage_graph(atlas, hemi)

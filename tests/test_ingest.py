@@ -3,7 +3,6 @@ tests/reliability)."""
 
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -23,7 +22,7 @@ def snapshot(lake: Lake, table: str) -> pa.Table:
     return lake.read(table).sort_by([(k, "ascending") for k in schema(table).key])
 
 
-def test_ingest_registers_everything_and_is_idempotent(cfg, spark):
+def test_ingest_registers_everything_and_is_idempotent(cfg, spark, atlas_nifti):
     s1 = ingest(cfg, spark)
     assert s1.atlas_registered and s1.failed_sections == 0 and s1.failed_brains == 0
     lake = Lake(cfg.paths.lake)
@@ -32,7 +31,7 @@ def test_ingest_registers_everything_and_is_idempotent(cfg, spark):
     assert not any(a["name"].startswith(("WM_", "GM_")) for a in areas)
     # pmaps: every non-zero voxel of the registered areas' maps, scaled, checked against nibabel's read
     atlas = Atlas(cfg.atlas)
-    raw = np.asanyarray(nib.load(atlas.maps_path).dataobj)[..., [a["area_id"] for a in areas]]
+    raw = atlas_nifti[0][..., [a["area_id"] for a in areas]]
     pm = lake.read("pmaps")
     assert pm.num_rows == np.count_nonzero(raw) > 1_000_000 and pa.compute.min(pm["probability"]).as_py() > 0
     assert pa.compute.sum(pm["probability"]).as_py() == pytest.approx(raw.sum(dtype=np.float64) * atlas.scale, rel=1e-6)

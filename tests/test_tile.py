@@ -1,12 +1,10 @@
 """Tiling on real synthetic BigTIFFs, the real Juelich pmaps in a real Delta table, real Spark."""
 
-import nibabel as nib
 import numpy as np
 import pyarrow as pa
 import pytest
 import tifffile
 
-from cytolake.atlas.pmaps import Atlas
 from cytolake.ingest.job import run_ingest
 from cytolake.io.images import LevelReader, read_info
 from cytolake.lake import Lake
@@ -47,15 +45,11 @@ def test_patch_count_is_grid_points_inside_mask(tiled_lake):
         assert 0.05 < mask.mean() < 0.6  # cortex, not the whole field
 
 
-def test_ref_xyz_pmaps_images_labels_and_splits(tiled_lake):
+def test_ref_xyz_pmaps_images_labels_and_splits(tiled_lake, atlas_nifti):
     cfg = tiled_lake
     lake = Lake(cfg.paths.lake)
     secs = {(s["brain_id"], s["section_id"]): s for s in lake.read("sections").to_pylist()}
-    atlas = Atlas(cfg.atlas)
-    # independent trilinear sample of the NIfTI maps with nibabel + scipy
-    img = nib.load(atlas.maps_path)
-    raw = np.asanyarray(img.dataobj)
-    inv = np.linalg.inv(img.affine)
+    raw, inv = atlas_nifti  # independent trilinear sample of the NIfTI maps with nibabel + scipy
     area_ids = [a["area_id"] for a in lake.read("areas").to_pylist()]
     rows = patches(cfg)
     rng = np.random.default_rng(1)

@@ -84,12 +84,10 @@ def warped_own(spark, with_atlas):
     return _warp_and_tile(with_atlas, spark)
 
 
-def _check_patches(cfg, amps: dict[str, float], n: int = 40) -> None:
+def _check_patches(cfg, atlas_nifti, amps: dict[str, float], n: int = 40) -> None:
     lake = Lake(cfg.paths.lake)
     secs = {(s["brain_id"], s["section_id"]): s for s in lake.read("sections").to_pylist()}
-    atlas = Atlas(cfg.atlas)
-    img = nib.load(atlas.maps_path)
-    raw, inv = np.asanyarray(img.dataobj), np.linalg.inv(img.affine)
+    raw, inv = atlas_nifti
     area_ids = [a["area_id"] for a in lake.read("areas").to_pylist()]
     rows = lake.read("patches").to_pylist()
     rng = np.random.default_rng(3)
@@ -105,18 +103,18 @@ def _check_patches(cfg, amps: dict[str, float], n: int = 40) -> None:
         assert np.allclose([r["pmap"] for r in sample], expected_pmaps(raw, inv, area_ids, refs), atol=1e-5)
 
 
-def test_pmap_vectors_follow_the_warp_in_itk_and_fsl_formats(warped):
+def test_pmap_vectors_follow_the_warp_in_itk_and_fsl_formats(warped, atlas_nifti):
     cfg, summary = warped
     assert not summary.failed
     secs = Lake(cfg.paths.lake).read("sections").to_pylist()
     assert {s["status"] for s in secs} == {"ok"} and len(secs) == 6
     assert {(s["brain_id"], s["warp_format"]) for s in secs} == {("B01", "itk"), ("B02", "fsl")}
     assert all(s["warp_hash"] and s["warp_uri"].endswith((".nii", ".nii.gz")) for s in secs)
-    _check_patches(cfg, {"B01": 3.0, "B02": 2.0})
+    _check_patches(cfg, atlas_nifti, {"B01": 3.0, "B02": 2.0})
 
 
 @pytest.mark.slow  # a chain: ingest and tile with warps, a warp file replaced, ingest and tile again
-def test_a_new_warp_retiles_that_brain_and_nothing_else(warped_own, spark, landing):
+def test_a_new_warp_retiles_that_brain_and_nothing_else(warped_own, spark, landing, atlas_nifti):
     cfg, _ = warped_own
     lake = Lake(cfg.paths.lake)
 
@@ -131,7 +129,7 @@ def test_a_new_warp_retiles_that_brain_and_nothing_else(warped_own, spark, landi
     assert summary.committed_brains == ["B01"] and len(summary.tiled) == 3
     assert files("B02") == b02_files
     assert [s for s in lake.read("sections").to_pylist() if s["brain_id"] == "B02"] == b02_sections
-    _check_patches(cfg, {"B01": -2.5}, n=20)
+    _check_patches(cfg, atlas_nifti, {"B01": -2.5}, n=20)
     v = lake.version("patches"), lake.version("sections")
     run_ingest(cfg, spark, **quiet)
     assert run_tile(cfg, spark, **quiet).version is None and (lake.version("patches"), lake.version("sections")) == v
