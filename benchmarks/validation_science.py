@@ -109,7 +109,8 @@ def probe(cfg, oracle: bool = False, encoders: bool = True, isolated: bool = Fal
             out[d.name] = cache(features)
         return out
 
-    sources = feature_sources(lambda: images)
+    full = feature_sources(lambda: images)
+    sources = dict(full)
     held_out = list(ORACLES.values()) if oracle else []
     if oracle or isolated:  # the world's own depth of every pixel (neighbour_separability.true_depth_profiles): not an input
         from neighbour_separability import true_depth_profiles
@@ -126,7 +127,6 @@ def probe(cfg, oracle: bool = False, encoders: bool = True, isolated: bool = Fal
             fill = np.clip(np.round(td["fill"]), 0, 255).astype(np.uint8)[:, None, None]
             return np.where(td["neighbour_cortex"], fill, images)
 
-        full = [k for k in sources if not k.startswith("oracle")]
         sources.update({f"{k}, area isolated": v for k, v in feature_sources(cache(isolated_images)).items()})
         held_out += [k for name in full for k in (name, f"{name}, area isolated")]
     for name, make in sources.items():

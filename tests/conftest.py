@@ -6,10 +6,12 @@ import csv
 import shutil
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 from scipy.ndimage import map_coordinates
 
+from cytolake.atlas.pmaps import Atlas
 from cytolake.config import Paths, Settings, load_config
 from cytolake.ingest.job import run_ingest
 from cytolake.lake import Lake
@@ -149,10 +151,6 @@ def tiled_copy(tmp_path, tiled_session) -> Settings:
 def atlas_nifti() -> tuple[np.ndarray, np.ndarray]:
     """The atlas NIfTI as nibabel reads it (its data in percent, read-only, and the inverse of its affine),
     decompressed once per session: the independent reference that the pmap tests sample (`expected_pmaps`)."""
-    import nibabel as nib
-
-    from cytolake.atlas.pmaps import Atlas
-
     img = nib.load(Atlas(load_config(ROOT / "conf" / "test.yaml").atlas).maps_path)
     raw = np.asanyarray(img.dataobj)
     raw.flags.writeable = False

@@ -52,8 +52,9 @@ def archive_option(archive: Path = CLASS_ARCHIVE) -> str:
 
 
 def driver_options(settings: SparkSettings, archive: Path = CLASS_ARCHIVE) -> str:
-    """The driver JVM's options: the class-data archive's where `spark.class_archive` asks for it, then those
-    configured (`spark.conf`), so that a configured `-Xlog` or archive of one's own wins."""
+    """The driver JVM's options for the archive: the class-data archive's where `spark.class_archive` asks for
+    it, then those configured (`spark.conf`), so that a configured `-Xlog` or archive of one's own wins
+    (`lake.spark.spark_session` puts the log configuration's option before these)."""
     configured = settings.conf.get(DRIVER_OPTIONS, "")
     return f"{archive_option(archive) if settings.class_archive else ''} {configured}".strip()
 
