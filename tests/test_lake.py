@@ -90,12 +90,17 @@ def test_a_configured_xlog_still_logs_and_cds_warnings_stay_off_stdout_where_the
 def test_writing_the_class_archive_past_its_time_limit_leaves_no_file_and_no_jvm(tmp_path):
     import time
 
+    def jvms() -> str:
+        return subprocess.run(["pgrep", "-f", f"ArchiveClassesAtExit={tmp_path}"], capture_output=True,
+                              text=True).stdout
+
     with pytest.raises(subprocess.TimeoutExpired):
         write(tmp_path / "classes.jsa", timeout=6)  # the workload's JVM is up by then, nowhere near its dump
-    time.sleep(3)  # a JVM left alive would dump its archive when its parent's pipes close
+    deadline = time.time() + 5  # SIGKILL is delivered at once; a JVM still alive after this was left behind
+    while jvms() and time.time() < deadline:
+        time.sleep(0.1)
+    assert jvms() == ""  # so no JVM can dump its archive later, when its parent's pipes close
     assert list(tmp_path.iterdir()) == []
-    left = subprocess.run(["pgrep", "-f", f"ArchiveClassesAtExit={tmp_path}"], capture_output=True, text=True)
-    assert left.stdout == "", left.stdout
 
 
 def test_the_session_jvm_starts_from_the_class_archive_that_make_setup_wrote(spark):

@@ -3,7 +3,6 @@ table stays at its previous version with nothing partial visible, a rerun ends e
 uninterrupted run ends, and `cytolake maintain` clears the dead run's files."""
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from cytolake.lake.spark import read_dataframe
 from cytolake.schemas import table_names
 from cytolake.tiling.job import run_tile
 
-from conftest import ROOT, quiet, settings_at, write_config
+from conftest import ROOT, quiet, write_config
 
 pytestmark = pytest.mark.slow  # the tiling job runs (and is killed) as its own process
 
@@ -35,14 +34,12 @@ def committed(lake: Lake, table: str) -> set[str]:
 
 
 @pytest.mark.usefixtures("with_atlas")
-def test_tiling_killed_before_its_commit_changes_nothing_and_a_rerun_completes(cfg, spark, tmp_path):
+def test_tiling_killed_before_its_commit_changes_nothing_and_a_rerun_completes(cfg, spark, tmp_path,
+                                                                              tiled_session):
     run_ingest(cfg, spark, log=quiet)
     run_tile(cfg, spark, ["B01"], log=quiet)  # something already in the lake that must survive
     lake = Lake(cfg.paths.lake)
-    ref = settings_at(tmp_path / "ref", cfg.paths.landing)
-    shutil.copytree(lake.root, ref.paths.lake)
-    run_tile(ref, spark, log=quiet)  # the uninterrupted run, on a copy
-    want = patch_rows(Lake(ref.paths.lake))
+    want = patch_rows(Lake(tiled_session.paths.lake))  # an uninterrupted run over both brains (a copy of this landing)
     assert {r["brain_id"] for r in want} == {"B01", "B02"}
 
     versions = {t: lake.version(t) for t in table_names()}
