@@ -88,14 +88,32 @@ def test_a_configured_xlog_still_logs_and_cds_warnings_stay_off_stdout_where_the
 
 @pytest.mark.slow  # a JVM started and killed as its own process group
 def test_writing_the_class_archive_past_its_time_limit_leaves_no_file_and_no_jvm(tmp_path):
+    import threading
     import time
 
     def jvms() -> str:
         return subprocess.run(["pgrep", "-f", f"ArchiveClassesAtExit={tmp_path}"], capture_output=True,
                               text=True).stdout
 
-    with pytest.raises(subprocess.TimeoutExpired):
-        write(tmp_path / "classes.jsa", timeout=6)  # the workload's JVM is up by then, nowhere near its dump
+    # every file that appears while write() runs: a JVM that outlived its time limit and dumped its archive
+    # (tens of MB, seconds to write) would show here even where write() removed the file before returning
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            seen.update(p.name for p in tmp_path.iterdir())
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            write(tmp_path / "classes.jsa", timeout=6)  # the workload's JVM is up by then, nowhere near its dump
+    finally:
+        done.set()
+        watcher.join()
+    assert seen == set()  # killed with its process group at the limit: it never began its dump
     deadline = time.time() + 5  # SIGKILL is delivered at once; a JVM still alive after this was left behind
     while jvms() and time.time() < deadline:
         time.sleep(0.1)
