@@ -1,6 +1,8 @@
 """The lake layer on a real local Spark session and real Delta tables."""
 
 import subprocess
+import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -88,15 +90,12 @@ def test_a_configured_xlog_still_logs_and_cds_warnings_stay_off_stdout_where_the
 
 @pytest.mark.slow  # a JVM started and killed as its own process group
 def test_writing_the_class_archive_past_its_time_limit_leaves_no_file_and_no_jvm(tmp_path):
-    import threading
-    import time
-
     def jvms() -> str:
         return subprocess.run(["pgrep", "-f", f"ArchiveClassesAtExit={tmp_path}"], capture_output=True,
                               text=True).stdout
 
     # every file that appears while write() runs: a JVM that outlived its time limit and dumped its archive
-    # (tens of MB, seconds to write) would show here even where write() removed the file before returning
+    # (~170 MB here: far longer to write than one 20 ms poll) shows here even where write() removed it after
     seen: set[str] = set()
     done = threading.Event()
 
