@@ -261,7 +261,8 @@ def lake_pairs(cfg, rows: list[dict]) -> list[dict]:
                 "depth_profile_truth_axis": along_axis, "depth_profile_truth_axis_centred": c}
     true_depth = true_depth_profiles(cfg, brain, np.array(t["section_id"].to_pylist()),
                                      np.array(t["x"].to_pylist(), float), np.array(t["y"].to_pylist(), float), h)
-    features.update({f"true_depth_{k}": v for k, v in true_depth.items()})
+    # the profiles only: the neighbours' cortex mask and the cortex fraction are for validation_science.py
+    features.update({f"true_depth_{k}": v for k, v in true_depth.items() if k not in ("neighbour_cortex", "fill")})
     sd = c[:, :24].std(axis=1, keepdims=True) + 1e-6  # the section's stain and gain scale the whole profile
     features["depth_profile_truth_axis_centred_normalised"] = np.c_[(c[:, :24] - c[:, :24].mean(axis=1, keepdims=True)) / sd,
                                                                     c[:, 24:] / sd]
