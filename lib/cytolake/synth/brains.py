@@ -145,44 +145,62 @@ def _upsample(a: np.ndarray, q: int, shape: tuple[int, int], order: int) -> np.n
     return up[: shape[0], : shape[1]].numpy()
 
 
+def template_tissue(model: BrainModel, anatomy: tuple[Volume, Volume], affine: np.ndarray, shape: tuple[int, int],
+                    q: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The template's grey- and white-matter probabilities and the brain's area (-1: none) at every q-th
+    pixel of a section, through the brain's deformation: the anatomy `section_truth` lays the cortex on."""
+    ch, cw = shape[0] // q + 2, shape[1] // q + 2
+    r, c = np.meshgrid(np.arange(ch) * q, np.arange(cw) * q, indexing="ij")
+    pix = np.stack([c, r, np.zeros_like(c), np.ones_like(c)], axis=-1).astype(np.float64)
+    anat = model.warp((pix @ affine.T)[..., :3])
+    return anatomy[0].sample(anat), anatomy[1].sample(anat), model.labels.sample(anat, order=0, cval=-1).astype(np.int16)
+
+
+def grey_and_white(gm: np.ndarray, wm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The template's grey- and white-matter masks from their probabilities."""
+    grey = (gm > 0.5) & (gm >= wm)
+    return grey, (wm > 0.5) & ~grey
+
+
 def section_truth(model: BrainModel, anatomy: tuple[Volume, Volume], affine: np.ndarray, shape: tuple[int, int],
                   spacing_um: float, thickness_mm: np.ndarray) -> dict[str, np.ndarray]:
     """Tissue class, cortical depth and area of every pixel of a section (full resolution).
 
     The template's grey matter is an average over brains and no brain's cortex: it fills the sulci in, and
-    elsewhere its ribbon (grey-matter probability > 0.5 at 1 mm) is thinner than the cortex of the area
+    in places its ribbon (grey-matter probability > 0.5 at 1 mm) is thinner than the cortex of the area
     that lies there. Each area's cortex is therefore laid from the white-matter boundary outwards to that
     area's own thickness (`thickness_mm`, indexed by area + 1, 0 = unmapped cortex), whatever the
     template's ribbon: template grey matter beyond it is sulcal space, not tissue, and where the ribbon is
-    too thin the cortex goes on into the space outside it with the area of the nearest grey matter, its
-    laminae at their own depths. (Stopping at the ribbon squeezed them: 42 % of the demo's cortex
-    pixels sat more than 0.05 off their depth, benchmarks/RESULTS.md, 2026-12-06.)
+    too thin the cortex goes on outwards into the space outside it, with the area of the grey matter it
+    continues, its laminae at their own depths. (Stopping at the ribbon squeezed them: on six of the
+    demo's sections, 42 % of the pixels both ways call cortex sat more than 0.05 off their depth;
+    benchmarks/RESULTS.md, 2026-12-06.)
     Depth is 0 at the pial surface, 1 at white matter."""
     q = max(1, int(round(ANATOMY_STEP_UM / spacing_um)))
     step_mm = q * spacing_um / 1000.0
-    ch, cw = shape[0] // q + 2, shape[1] // q + 2
-    r, c = np.meshgrid(np.arange(ch) * q, np.arange(cw) * q, indexing="ij")
-    pix = np.stack([c, r, np.zeros_like(c), np.ones_like(c)], axis=-1).astype(np.float64)
-    xyz = (pix @ affine.T)[..., :3]
-    anat = model.warp(xyz)
-    gm, wm = anatomy[0].sample(anat), anatomy[1].sample(anat)
-    area = model.labels.sample(anat, order=0, cval=-1).astype(np.int16)
-    grey_c = (gm > 0.5) & (gm >= wm)
-    white_c = (wm > 0.5) & ~grey_c
+    gm, wm, area = template_tissue(model, anatomy, affine, shape, q)
+    grey_c, white_c = grey_and_white(gm, wm)
     outside_c = ~(grey_c | white_c)
-    d_grey, nearest_grey = distance_transform_edt(~grey_c, return_indices=True)
-    area = np.where(outside_c & (d_grey * step_mm <= thickness_mm.max()), area[nearest_grey[0], nearest_grey[1]], area)
     d_wm = distance_transform_edt(~white_c).astype(np.float32) * step_mm
+    # outside the template's tissue, the pixels that continue its grey matter away from the white matter: the
+    # shortest way to white matter runs through the nearest grey pixel (so not a ventricle's wall, nor the
+    # far bank of a fissure); they take that pixel's area
+    beyond = np.zeros_like(grey_c)
+    if grey_c.any():
+        d_grey, (gr, gc) = distance_transform_edt(~grey_c, return_indices=True)
+        d_grey = d_grey * step_mm
+        beyond = (outside_c & (d_grey <= thickness_mm.max())
+                  & (np.abs(d_wm - (d_wm[gr, gc] + d_grey)) <= step_mm))
+        area = np.where(beyond, area[gr, gc], area)
     gm_f = _upsample(gm.astype(np.float32), q, shape, 1)
     wm_f = _upsample(wm.astype(np.float32), q, shape, 1)
     d_wm_f = _upsample(d_wm, q, shape, 1)
     area_f = _upsample(area, q, shape, 0)
-    grey = (gm_f > 0.5) & (gm_f >= wm_f)
-    white = (wm_f > 0.5) & ~grey
+    grey, white = grey_and_white(gm_f, wm_f)
     # thickness changes over about a millimetre across an area border, not in one step
     own_c = gaussian_filter(thickness_mm[area + 1].astype(np.float32), 1.0 / step_mm)
     own = _upsample(own_c, q, shape, 1)
-    cortex = ~white & (grey | (area_f >= 0)) & (d_wm_f <= own)
+    cortex = ~white & (grey | _upsample(beyond, q, shape, 0)) & (d_wm_f <= own)
     return {
         "cortex": cortex,
         "white": white,
@@ -226,7 +244,8 @@ def brain_ids(n: int) -> list[str]:
 
 def _fingerprint(s: SynthSettings, atlas: Atlas) -> str:
     """What a brain's content depends on: every synth setting but how many brains are asked for (brain i is
-    drawn from seed [seed, i] alone), so asking for more brains keeps the ones already written."""
+    drawn from seed [seed, i] alone), so asking for more brains keeps the ones already written, and the
+    world's version (`WORLD_VERSION`), so a brain drawn by an earlier renderer is drawn again."""
     return json.dumps({"synth": s.model_dump(mode="json", exclude={"brains"}), "atlas": atlas.hash,
                        "world_version": WORLD_VERSION}, sort_keys=True)
 
