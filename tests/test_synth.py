@@ -1,5 +1,6 @@
 """The synthetic brains: real formats, consistent geometry, and texture that carries the area."""
 
+import json
 import subprocess
 import sys
 from collections import Counter
@@ -138,8 +139,6 @@ def test_each_area_keeps_its_own_thickness_where_the_template_ribbon_is_thinner(
 
 
 def test_a_brain_drawn_by_an_earlier_world_is_rendered_again_and_an_identical_one_kept(landing, cfg):
-    import json
-
     from cytolake.synth.brains import WORLD_VERSION
     from cytolake.synth.job import run_synthesize
 
