@@ -19,7 +19,7 @@ from cytolake.io.manifest import read_manifest
 from cytolake.synth import cytoarchitecture as cyto
 from cytolake.synth.cytoarchitecture import family
 
-from conftest import ROOT
+from conftest import ROOT, quiet
 
 CFG = load_config(ROOT / "conf" / "test.yaml")
 
@@ -121,12 +121,12 @@ def test_each_area_keeps_its_own_thickness_where_the_template_ribbon_is_thinner(
 
     s, atlas = CFG.synth, Atlas(CFG.atlas)
     assert s.spacing_um == 200.0  # the anatomy's own grid: template_tissue at q = 1 is the section's pixels
-    anatomy = load_anatomy()
+    anatomy, support, shape = load_anatomy(), atlas_support(atlas), section_shape(s)
     for brain in (0, 1):
-        plan = brain_plan(brain, s, atlas, atlas_support(atlas))
+        plan = brain_plan(brain, s, atlas, support)
         thickness = signature_tables(plan.signatures)["thickness_mm"]
         for job in plan.jobs:
-            shape, where = section_shape(s), (plan.brain_id, job["section_id"])
+            where = (plan.brain_id, job["section_id"])
             t = section_truth(plan.model, anatomy, job["affine"], shape, s.spacing_um, thickness)
             to_white_mm = distance_transform_edt(~t["white"]) * s.spacing_um / 1000
             c = t["cortex"] & (t["area"] >= 0) & (t["depth"] < 0.8)
@@ -144,12 +144,12 @@ def test_a_brain_drawn_by_an_earlier_world_is_rendered_again_and_an_identical_on
 
     image = landing / "B01" / "images" / "section_0001.tif"
     before = image.stat().st_mtime_ns
-    assert run_synthesize(cfg, workers=1, log=lambda *a: None) == [("B01", False), ("B02", False)]
+    assert run_synthesize(cfg, workers=1, log=quiet) == [("B01", False), ("B02", False)]
     assert image.stat().st_mtime_ns == before
     stamp = landing / "B01" / "synth.json"
     earlier = json.loads(stamp.read_text()) | {"world_version": WORLD_VERSION - 1}
     stamp.write_text(json.dumps(earlier, sort_keys=True))
-    assert run_synthesize(cfg, workers=1, log=lambda *a: None) == [("B01", True), ("B02", False)]
+    assert run_synthesize(cfg, workers=1, log=quiet) == [("B01", True), ("B02", False)]
     assert json.loads(stamp.read_text())["world_version"] == WORLD_VERSION
 
 
