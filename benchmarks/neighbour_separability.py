@@ -50,6 +50,7 @@ import argparse
 import json
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
@@ -175,7 +176,14 @@ def truth_axis_profiles(cfg, brains, sections, xs, ys, px: int) -> tuple[np.ndar
     return along_axis, centred
 
 
-def true_depth_profiles(cfg, brains, sections, xs, ys, px: int, bins: int = 24) -> dict[str, np.ndarray]:
+class TrueDepth(NamedTuple):
+    """`true_depth_profiles`' answer: the profiles by kind, and what the area-isolated patches are painted with."""
+    profiles: dict[str, np.ndarray]
+    neighbour_cortex: np.ndarray
+    fill: np.ndarray
+
+
+def true_depth_profiles(cfg, brains, sections, xs, ys, px: int, bins: int = 24) -> TrueDepth:
     """For patch centres (level-0 pixels of the landing's section images, at the tiling's spacing), the
     grey levels of the px x px window read against the world's own cortical depth of each pixel (redrawn
     from the brain's seeds with `synth.brains.brain_plan` and `section_truth`: the anatomy the section was
@@ -188,9 +196,10 @@ is not cortex: the profile is then the window's mean grey, its fraction 0), `cen
     layer, a ribbon thinner than its signature), and what they separate but the patch features do not is
     lost to the geometry (curvature, orientation, the window's place in the ribbon).
 
-    Also `neighbour_cortex` (n, px, px) bool, aligned with the patch: the window's cortex of any area but the
-    centre's (all of its cortex where the centre is not cortex), and `fill` (n,): the window's white-matter
-    mean grey, to paint that cortex over with (validation_science.py's area-isolated patches)."""
+    Beside the profiles, `neighbour_cortex` (n, px, px) bool, aligned with the patch: the window's cortex of
+    any area but the centre's (all of its cortex where the centre is not cortex), and `fill` (n,): the
+    window's white-matter mean grey, to paint that cortex over with (validation_science.py's area-isolated
+    patches)."""
     import tifffile
 
     from cytolake.synth.brains import atlas_support, brain_plan, load_anatomy, section_shape, section_truth
@@ -201,7 +210,7 @@ is not cortex: the profile is then the window's mean grey, its fraction 0), `cen
     support, anatomy = atlas_support(atlas), load_anatomy()
     radii = (16, 32)  # px: cortex within this distance of the centre (0.64 and 1.28 mm at 40 um/px)
     out = {k: np.zeros((len(xs), bins + 2)) for k in ("all_cortex", "own_area", *(f"centre_{r}px" for r in radii))}
-    out["neighbour_cortex"], out["fill"] = np.zeros((len(xs), px, px), bool), np.zeros(len(xs))
+    neighbour_cortex, fill = np.zeros((len(xs), px, px), bool), np.zeros(len(xs))
     edges = np.linspace(0, 1, bins + 1)
     for brain_id in sorted(set(brains)):
         plan = brain_plan(int(brain_id[1:]) - 1, s, atlas, support)
@@ -225,8 +234,8 @@ is not cortex: the profile is then the window's mean grey, its fraction 0), `cen
                 dist = np.hypot(*np.meshgrid(win_rows - int(ys[i]), win_cols - int(xs[i]), indexing="ij"))
                 near = {f"centre_{r}px": cx & (dist <= r) for r in radii}
                 dr, dc = max(r0, 0) - r0, max(c0, 0) - c0  # where the (clipped) window lies in the patch
-                out["neighbour_cortex"][i, dr: dr + cx.shape[0], dc: dc + cx.shape[1]] = cx & (a != centre)
-                out["fill"][i] = white.mean() if white.size else g.mean()
+                neighbour_cortex[i, dr: dr + cx.shape[0], dc: dc + cx.shape[1]] = cx & (a != centre)
+                fill[i] = white.mean() if white.size else g.mean()
                 for kind, m in (("all_cortex", cx), ("own_area", cx & (a == centre)), *near.items()):
                     b = np.digitize(d[m], edges[1:-1])
                     n = np.bincount(b, minlength=bins)
@@ -234,7 +243,7 @@ is not cortex: the profile is then the window's mean grey, its fraction 0), `cen
                     have = n > 0
                     prof = np.interp(np.arange(bins), np.flatnonzero(have), prof[have]) if have.any() else np.full(bins, g.mean())
                     out[kind][i] = np.r_[prof, m.mean(), white.mean() if white.size else g.mean()]
-    return out
+    return TrueDepth(out, neighbour_cortex, fill)
 
 
 def lake_pairs(cfg, rows: list[dict]) -> list[dict]:
@@ -261,8 +270,7 @@ def lake_pairs(cfg, rows: list[dict]) -> list[dict]:
                 "depth_profile_truth_axis": along_axis, "depth_profile_truth_axis_centred": c}
     true_depth = true_depth_profiles(cfg, brain, np.array(t["section_id"].to_pylist()),
                                      np.array(t["x"].to_pylist(), float), np.array(t["y"].to_pylist(), float), h)
-    # the profiles only: the neighbours' cortex mask and the cortex fraction are for validation_science.py
-    features.update({f"true_depth_{k}": v for k, v in true_depth.items() if k not in ("neighbour_cortex", "fill")})
+    features.update({f"true_depth_{k}": v for k, v in true_depth.profiles.items()})
     sd = c[:, :24].std(axis=1, keepdims=True) + 1e-6  # the section's stain and gain scale the whole profile
     features["depth_profile_truth_axis_centred_normalised"] = np.c_[(c[:, :24] - c[:, :24].mean(axis=1, keepdims=True)) / sd,
                                                                     c[:, 24:] / sd]

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 from patch_information import depth_profile, statistics  # noqa: E402
 
 from cytolake.config import load_config  # noqa: E402
+from cytolake.eval.compare import linear_probe  # noqa: E402
 from cytolake.gnn import train as gnn_train  # noqa: E402
 from cytolake.gnn.data import load_graphs  # noqa: E402
 from cytolake.lake import Lake  # noqa: E402
@@ -120,12 +121,12 @@ def probe(cfg, oracle: bool = False, encoders: bool = True, isolated: bool = Fal
                                                        np.array(t["x"].to_pylist(), float),
                                                        np.array(t["y"].to_pylist(), float), h))
         for kind, label in ORACLES.items():
-            sources[label] = lambda kind=kind: true_depth()[kind]
+            sources[label] = lambda kind=kind: true_depth().profiles[kind]
     if isolated:  # the same features of the patch with the neighbouring areas' cortex painted over: an oracle
         def isolated_images():
             td = true_depth()
-            fill = np.clip(np.round(td["fill"]), 0, 255).astype(np.uint8)[:, None, None]
-            return np.where(td["neighbour_cortex"], fill, images)
+            fill = np.clip(np.round(td.fill), 0, 255).astype(np.uint8)[:, None, None]
+            return np.where(td.neighbour_cortex, fill, images)
 
         sources.update({f"{k}, area isolated": v for k, v in feature_sources(cache(isolated_images)).items()})
         held_out += [k for name in full for k in (name, f"{name}, area isolated")]
@@ -154,36 +155,47 @@ def paired(d: np.ndarray, what: str) -> str:
     return f"{what} {d.mean():+.3f} ± {d.std(ddof=1):.3f}, standard error {d.std(ddof=1) / np.sqrt(len(d)):.3f}"
 
 
-def gnn(cfg, models: list[str]) -> None:
+def gnn(cfg, models: list[str], kind: str = "gnn+", current_only: bool = False) -> None:
+    """Each annotated train section held out in turn: the GAT (`kind`) trained on the others with the current
+    `fit` and with its selection before METHOD_VERSION 6, and beside it the prior's argmax (gnn+) or the
+    report's linear probe on the same nodes (gnn), macro-F1 on the held-out section."""
     lake = Lake(cfg.paths.lake)
     n_classes = lake.read("areas", ["area_index"]).num_rows
     # with a standard error of 0 the rule keeps the earliest best epoch: the selection before METHOD_VERSION 6
     rules = {"best validation epoch": lambda: mock.patch.object(gnn_train, "bootstrap_se", lambda *a, **k: 0.0),
              "one standard error": contextlib.nullcontext}
+    if current_only:
+        del rules["best validation epoch"]
+    baseline = PRIOR if kind == "gnn+" else "linear probe"
     for model in models:
         gs = load_graphs(lake, model)
-        x, prior = gnn_train.node_inputs(gs, "gnn+"), gnn_train.node_prior(gs, "gnn+")
+        x, prior = gnn_train.node_inputs(gs, kind), gnn_train.node_prior(gs, kind)
+        pt = None if prior is None else torch.from_numpy(prior)
         ei = torch.from_numpy(np.stack([gs.src, gs.dst])).long()
         annotated = (gs.split == "train") & (gs.label >= 0)
         sec = sections_of(gs.brain, gs.section)
         names = sorted(set(sec[annotated]))
-        scores = {PRIOR: [], **{r: [] for r in rules}}
+        scores = {baseline: [], **{r: [] for r in rules}}
         for k, held in enumerate(names):
             out = annotated & (sec == held)
             rest = [n for n in names if n != held]
             rng = np.random.default_rng(k)
             val = annotated & ~out & np.isin(sec, rng.choice(rest, max(1, round(0.2 * len(rest))), replace=False))
             train = annotated & ~out & ~val
-            scores[PRIOR].append(macro_f1(gs.label[out], prior[out].argmax(1)))
+            base = prior.argmax(1) if kind == "gnn+" else linear_probe(gs, train | val)
+            scores[baseline].append(macro_f1(gs.label[out], base[out]))
             for rule, patch in rules.items():
                 with patch():
                     f = gnn_train.fit(x, gs.src, gs.dst, gs.label, train, val, n_classes, cfg.gnn, lambda *a: None, prior)
-                pred = gnn_train.predict(f.model, torch.from_numpy(x), ei, torch.from_numpy(prior)).argmax(1)
+                pred = gnn_train.predict(f.model, torch.from_numpy(x), ei, pt).argmax(1)
                 scores[rule].append(macro_f1(gs.label[out], pred[out]))
-                print(f"  {model} held out {held}: {rule}: epoch {f.best_epoch} kept, {scores[rule][-1]:.3f} "
-                      f"(the prior {scores[PRIOR][-1]:.3f})", flush=True)
+                print(f"  {model} held out {held}: {rule}: epoch {f.best_epoch} kept of {len(f.history) - 1} "
+                      f"(train F1 {f.history[f.best_epoch]['train_f1']:.3f}), {scores[rule][-1]:.3f} "
+                      f"({baseline} {scores[baseline][-1]:.3f})", flush=True)
         for name, v in scores.items():
-            print(f"{model:24s} {name:24s} {np.mean(v):.3f} ± {np.std(v):.3f} over {len(v)} held-out sections")
+            print(f"{model:24s} {kind:4s} {name:24s} {np.mean(v):.3f} ± {np.std(v):.3f} over {len(v)} held-out sections")
+        for rule in rules:
+            print(f"{model:24s} {kind:4s} {rule}: {paired(np.array(scores[rule]) - scores[baseline], 'against ' + baseline)}")
 
 
 def main() -> int:
@@ -194,6 +206,11 @@ def main() -> int:
     ap.add_argument("--oracle", action="store_true",
                     help="probe: also the true-depth oracle (mean grey by each pixel's depth from the world's truth)")
     ap.add_argument("--no-encoders", action="store_true", help="probe: only the hand-made features (and the oracle)")
+    ap.add_argument("--kind", choices=["gnn", "gnn+"], default="gnn+", help="gnn: the GAT without the prior")
+    ap.add_argument("--epochs", type=int, help="gnn: overrides gnn.epochs")
+    ap.add_argument("--patience", type=int, help="gnn: overrides gnn.patience")
+    ap.add_argument("--lr", type=float, help="gnn: overrides gnn.lr")
+    ap.add_argument("--current-rule", action="store_true", help="gnn: only the one-standard-error rule")
     ap.add_argument("--area-isolated", action="store_true",
                     help="probe: also every feature set on the patch with the cortex of areas other than the centre's "
                          "painted over with its white-matter grey (the world's truth: an oracle), held out by section")
@@ -203,7 +220,8 @@ def main() -> int:
     if a.part == "probe":
         probe(cfg, a.oracle, not a.no_encoders, a.area_isolated)
     else:
-        gnn(cfg, a.models)
+        budget = {k: v for k, v in {"epochs": a.epochs, "patience": a.patience, "lr": a.lr}.items() if v is not None}
+        gnn(cfg.model_copy(update={"gnn": cfg.gnn.model_copy(update=budget)}), a.models, a.kind, a.current_rule)
     return 0
 
 
