@@ -11,12 +11,15 @@
           again on the patch with the cortex of the other areas painted over (the world's truth, an oracle:
           what the features would add if they followed the centre's area, not the window), all held out by
           section; `--no-encoders` leaves the encoders out.
-  gnn     GNN+ by leave-one-section-out over the annotated train sections: for each, the GAT trained on the
-          others (validation: a seeded fifth of them) and scored on the held-out one; the prior's argmax, the
-          best validation epoch (the rule before METHOD_VERSION 6) and the one-standard-error rule.
+  gnn     GNN+ (or, with `--kind gnn`, the GAT without the prior) by leave-one-section-out over the annotated
+          train sections: for each, the GAT trained on the others (validation: a seeded fifth of them) and
+          scored on the held-out one; the best validation epoch (the rule before METHOD_VERSION 6) and the
+          one-standard-error rule, against the prior's argmax (GNN+) or the report's linear probe on the same
+          nodes (GNN). `--epochs`, `--patience`, `--lr` override the config's `gnn` settings.
 
     .venv/bin/python benchmarks/validation_science.py --config conf/local.yaml probe [--oracle] [--area-isolated] [--no-encoders]
     .venv/bin/python benchmarks/validation_science.py --config conf/local.yaml gnn --models contrastive-pmap-v1 random-init
+    .venv/bin/python benchmarks/validation_science.py --config conf/local.yaml gnn --kind gnn --lr 0.02 --current-rule
 """
 
 from __future__ import annotations
@@ -221,7 +224,8 @@ def main() -> int:
         probe(cfg, a.oracle, not a.no_encoders, a.area_isolated)
     else:
         budget = {k: v for k, v in {"epochs": a.epochs, "patience": a.patience, "lr": a.lr}.items() if v is not None}
-        gnn(cfg.model_copy(update={"gnn": cfg.gnn.model_copy(update=budget)}), a.models, a.kind, a.current_rule)
+        settings = type(cfg.gnn).model_validate(cfg.gnn.model_dump() | budget)  # a bad override fails here
+        gnn(cfg.model_copy(update={"gnn": settings}), a.models, a.kind, a.current_rule)
     return 0
 
 
