@@ -13,13 +13,13 @@
           section; `--no-encoders` leaves the encoders out.
   gnn     GNN+ (or, with `--kind gnn`, the GAT without the prior) by leave-one-section-out over the annotated
           train sections: for each, the GAT trained on the others (validation: a seeded fifth of them) and
-          scored on the held-out one; the best validation epoch (the rule before METHOD_VERSION 6) and the
-          one-standard-error rule, against the prior's argmax (GNN+) or the report's linear probe on the same
-          nodes (GNN). `--epochs`, `--patience`, `--lr` override the config's `gnn` settings.
+          scored on the held-out one with the pipeline's selection (`gnn.train.selected_epoch`), against the
+          prior's argmax (GNN+) or the report's linear probe on the same nodes (GNN). `--epochs`, `--patience`,
+          `--lr` override the config's `gnn` settings. Classes as the pipeline's (`atlas.merge_hemispheres`).
 
     .venv/bin/python benchmarks/validation_science.py --config conf/local.yaml probe [--oracle] [--area-isolated] [--no-encoders]
     .venv/bin/python benchmarks/validation_science.py --config conf/local.yaml gnn --models contrastive-pmap-v1 random-init
-    .venv/bin/python benchmarks/validation_science.py --config conf/local.yaml gnn --kind gnn --lr 0.02 --current-rule
+    .venv/bin/python benchmarks/validation_science.py --config conf/local.yaml gnn --kind gnn --lr 0.02
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import contextlib
 import sys
 from functools import cache
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pyarrow.compute as pc
@@ -43,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
 from patch_information import depth_profile, statistics  # noqa: E402
 
+from cytolake.atlas.classes import classes_of  # noqa: E402
 from cytolake.config import load_config  # noqa: E402
 from cytolake.eval.compare import linear_probe  # noqa: E402
 from cytolake.gnn import train as gnn_train  # noqa: E402
@@ -62,21 +62,25 @@ def sections_of(brains, sections) -> np.ndarray:
 
 
 def corrected_f1(h, log_prior, y, fit, val, wd: float, steps: int = 200) -> float:
-    """Macro-F1 on `val` of argmax(log prior + W h), W fitted on `fit` with cross-entropy + wd * |W|^2."""
+    """Macro-F1 on `val` of argmax(log prior + W h), W fitted on `fit` with cross-entropy + wd * |W|^2. As in
+    GNN+ (`gnn.model.GAT`'s `correctable`), only the classes with a label in `fit` get a correction: the others
+    keep their prior, where an unmasked W pushes every unseen class down at each step."""
     mu, sd = h[fit].mean(0), h[fit].std(0) + 1e-6
     hs = torch.tensor((h - mu) / sd, dtype=torch.float32)
     lp, yt = torch.tensor(log_prior, dtype=torch.float32), torch.tensor(y)
     torch.manual_seed(0)
     w = torch.zeros(h.shape[1], lp.shape[1], requires_grad=True)
+    mask = torch.zeros(lp.shape[1])
+    mask[np.unique(y[fit])] = 1.0
     opt = torch.optim.Adam([w], lr=0.01)
     f = torch.from_numpy(fit)
     for _ in range(steps):
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(lp[f] + hs[f] @ w, yt[f]) + wd * (w ** 2).sum()
+        loss = torch.nn.functional.cross_entropy(lp[f] + hs[f] @ (w * mask), yt[f]) + wd * (w ** 2).sum()
         loss.backward()
         opt.step()
     v = torch.from_numpy(val)
-    return macro_f1(y[val], (lp[v] + hs[v] @ w.detach()).argmax(1).numpy())
+    return macro_f1(y[val], (lp[v] + hs[v] @ (w.detach() * mask)).argmax(1).numpy())
 
 
 def probe(cfg, oracle: bool = False, encoders: bool = True, isolated: bool = False) -> None:
@@ -85,8 +89,9 @@ def probe(cfg, oracle: bool = False, encoders: bool = True, isolated: bool = Fal
     t = t.filter(pc.and_(t["label"].is_valid(), pc.equal(t["split"], "train")))
     h, w = t["height"][0].as_py(), t["width"][0].as_py()
     images = np.stack([np.frombuffer(v, np.uint8) for v in t["image"].to_pylist()]).reshape(-1, h, w)
-    y = np.array(t["label"].to_pylist())
-    pmap = np.stack(t["pmap"].to_numpy(zero_copy_only=False)).astype(np.float64)
+    classes = classes_of(lake.read("areas", ["area_index", "name", "hemisphere"]), cfg.atlas.merge_hemispheres)
+    y = classes.label(np.array(t["label"].to_pylist()))
+    pmap = classes.pmap(np.stack(t["pmap"].to_numpy(zero_copy_only=False))).astype(np.float64)
     sec = sections_of(t["brain_id"].to_pylist(), t["section_id"].to_pylist())
     names = sorted(set(sec))
     val = np.isin(sec, names[::4])
@@ -158,20 +163,16 @@ def paired(d: np.ndarray, what: str) -> str:
     return f"{what} {d.mean():+.3f} ± {d.std(ddof=1):.3f}, standard error {d.std(ddof=1) / np.sqrt(len(d)):.3f}"
 
 
-def gnn(cfg, models: list[str], kind: str = "gnn+", current_only: bool = False) -> None:
-    """Each annotated train section held out in turn: the GAT (`kind`) trained on the others with the current
-    `fit` and with its selection before METHOD_VERSION 6, and beside it the prior's argmax (gnn+) or the
-    report's linear probe on the same nodes (gnn), macro-F1 on the held-out section."""
+def gnn(cfg, models: list[str], kind: str = "gnn+") -> None:
+    """Each annotated train section held out in turn: the GAT (`kind`) trained on the others with the
+    pipeline's `fit` and selection, and beside it the prior's argmax (gnn+) or the report's linear probe on
+    the same nodes (gnn), macro-F1 on the held-out section."""
     lake = Lake(cfg.paths.lake)
-    n_classes = lake.read("areas", ["area_index"]).num_rows
-    # with a standard error of 0 the rule keeps the earliest best epoch: the selection before METHOD_VERSION 6
-    rules = {"best validation epoch": lambda: mock.patch.object(gnn_train, "bootstrap_se", lambda *a, **k: 0.0),
-             "one standard error": contextlib.nullcontext}
-    if current_only:
-        del rules["best validation epoch"]
+    rules = {"paired-bootstrap selection": contextlib.nullcontext}
     baseline = PRIOR if kind == "gnn+" else "linear probe"
     for model in models:
-        gs = load_graphs(lake, model)
+        gs = load_graphs(lake, model, merge_hemispheres=cfg.atlas.merge_hemispheres)
+        n_classes = len(gs.classes)
         x, prior = gnn_train.node_inputs(gs, kind), gnn_train.node_prior(gs, kind)
         pt = None if prior is None else torch.from_numpy(prior)
         ei = torch.from_numpy(np.stack([gs.src, gs.dst])).long()
@@ -213,7 +214,6 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, help="gnn: overrides gnn.epochs")
     ap.add_argument("--patience", type=int, help="gnn: overrides gnn.patience")
     ap.add_argument("--lr", type=float, help="gnn: overrides gnn.lr")
-    ap.add_argument("--current-rule", action="store_true", help="gnn: only the one-standard-error rule")
     ap.add_argument("--area-isolated", action="store_true",
                     help="probe: also every feature set on the patch with the cortex of areas other than the centre's "
                          "painted over with its white-matter grey (the world's truth: an oracle), held out by section")
@@ -225,7 +225,7 @@ def main() -> int:
     else:
         budget = {k: v for k, v in {"epochs": a.epochs, "patience": a.patience, "lr": a.lr}.items() if v is not None}
         settings = type(cfg.gnn).model_validate(cfg.gnn.model_dump() | budget)  # a bad override fails here
-        gnn(cfg.model_copy(update={"gnn": settings}), a.models, a.kind, a.current_rule)
+        gnn(cfg.model_copy(update={"gnn": settings}), a.models, a.kind)
     return 0
 
 

@@ -65,6 +65,67 @@ def test_each_brain_has_its_own_parcellation(synth_landing):
     assert 0.5 < agree < 0.99  # the same atlas drawn twice: mostly alike, not identical
 
 
+def test_over_many_brains_each_area_occurs_as_often_as_its_map_says():
+    """Calibration of the world against the atlas: over 60 brains, the share of brains in which area a lies at
+    voxel x matches the map's probability p_a(x) (normalised where the maps sum to more than 1), binned by
+    probability. Drawn on 4,000 voxels of the demo's slab (MNI y -40..0) with every area's full map, so the
+    frequencies are those `make_brain` gives the rendered brains.
+
+    Tolerance: each bin's observed frequency is compared with its mean predicted probability within 4 of its
+    standard errors, the standard error taken from the spread of the 60 brains' own bin frequencies (so the
+    spatial correlation of the fields is accounted for), plus 0.01 for the spread of p within a bin. The
+    world before this draw (argmax of p x exp(0.6 g)) put the 0.5-0.6 bin at about 0.8 and the 0.1-0.2 bin
+    near 0.02: far outside."""
+    import nibabel as nib
+
+    from cytolake.synth.brains import area_frequencies, atlas_support, make_brain
+
+    atlas = Atlas(CFG.atlas)
+    ijk, areas = atlas_support(atlas)
+    y = nib.affines.apply_affine(atlas.affine, ijk)[:, 1]
+    rows = np.flatnonzero((y >= -40) & (y <= 0))
+    keep = np.sort(np.random.default_rng(0).choice(rows, 4000, replace=False))
+    new_row = np.full(len(ijk), -1)
+    new_row[keep] = np.arange(len(keep))
+    sub = []
+    for area_index, r, p in areas:
+        on = new_row[r] >= 0
+        if on.any():
+            sub.append((area_index, new_row[r[on]], p[on]))
+    total = np.zeros(len(keep))
+    for _, r, p in sub:
+        total[r] += p
+    expected = np.zeros((len(keep), len(atlas.areas)))
+    for area_index, r, p in sub:
+        expected[r, area_index] = area_frequencies(p, total[r])[0]
+    s, n_brains = CFG.synth, 60
+    bins = np.linspace(0, 1, 11)
+    which = np.digitize(expected, bins[1:-1])
+    observed = np.zeros((n_brains, 10))
+    counted = np.zeros((n_brains, 10))
+    none_share = np.zeros(n_brains)
+    for b in range(n_brains):
+        model = make_brain("B", atlas, (ijk[keep], sub), s, np.random.default_rng([99, b]))
+        got = model.labels.data[tuple(ijk[keep].T)]
+        none_share[b] = np.mean(got < 0)
+        hit = np.zeros_like(expected, bool)
+        hit[np.arange(len(keep))[got >= 0], got[got >= 0]] = True
+        on = expected > 0
+        observed[b] = np.bincount(which[on], hit[on], minlength=10)
+        counted[b] = np.bincount(which[on], minlength=10)
+    on = expected > 0
+    predicted = np.bincount(which[on], expected[on], minlength=10) / np.maximum(np.bincount(which[on], minlength=10), 1)
+    frequency = observed.sum(0) / np.maximum(counted.sum(0), 1)
+    per_brain = observed / np.maximum(counted, 1)
+    se = per_brain.std(0, ddof=1) / np.sqrt(n_brains)
+    filled = counted.sum(0) >= 50 * n_brains
+    assert filled.sum() >= 6
+    assert np.all(np.abs(frequency - predicted)[filled] <= 4 * se[filled] + 0.01), (frequency, predicted, se)
+    # and no area where the maps leave mass unassigned, as often as they leave it
+    none = area_frequencies(np.zeros(len(keep)), total)[1].mean()
+    assert none > 0.05 and abs(none_share.mean() - none) <= 4 * none_share.std(ddof=1) / np.sqrt(n_brains) + 0.01
+
+
 def _patch_features(p):
     q = np.percentile(p, [5, 25, 50, 75, 95])
     gy, gx = np.gradient(p.astype(np.float32))

@@ -54,6 +54,8 @@ class AtlasSettings(Strict):
     labels: Path | None = None  # CSV with columns index,name (index = volume in `maps`)
     probability_scale: Annotated[float, Field(gt=0)] = 0.01  # stored value x scale = probability 0..1
     exclude_prefixes: tuple[str, ...] = ("WM_",)  # white-matter tracts are not cortical areas
+    # one class per area name in the contrastive weights, labels and scores (atlas/classes.py)
+    merge_hemispheres: bool = False
 
 
 class SynthSettings(Strict):
@@ -72,8 +74,8 @@ class SynthSettings(Strict):
     annotated_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5
     annotation_downsample: Annotated[int, Field(ge=1)] = 4
     deformation_mm: Annotated[float, Field(ge=0)] = 2.0
-    parcellation_noise: Annotated[float, Field(ge=0)] = 0.6
-    min_area_probability: Annotated[float, Field(gt=0, le=1)] = 0.15
+    # correlation scale of each area's field in a brain's parcellation draw (synth/brains.py: make_brain)
+    parcellation_grid_mm: Annotated[float, Field(gt=0)] = 8.0
     section_thickness_um: Annotated[float, Field(gt=0)] = 20.0
     # sd of the cutting angle out of the coronal plane: a few degrees, as when a block is mounted by eye
     cutting_angle_sd_deg: Annotated[float, Field(ge=0, le=30)] = 3.0

@@ -1,4 +1,5 @@
-"""Scores, all from scikit-learn: macro-F1 over the areas present in the truth of the nodes scored."""
+"""Scores: macro-F1 over the areas present in the truth of the nodes scored (scikit-learn's), and its
+bootstrap over nodes, alone and paired (two predictions of the same nodes on the same resamples)."""
 
 from __future__ import annotations
 
@@ -17,3 +18,43 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 def per_area_f1(y_true: np.ndarray, y_pred: np.ndarray) -> dict[int, float]:
     labels = np.unique(y_true)
     return dict(zip(labels.tolist(), f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0).tolist()))
+
+
+def resampled_macro_f1(y: np.ndarray, pred: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """`macro_f1(y[i], pred[i])` for each row i of `idx`, by counting (sklearn per resample costs ~1 ms at a
+    few hundred nodes, this ~0.05 ms): per-area F1 = 2 TP / (true + predicted), averaged over the areas
+    present in the resample's truth."""
+    classes, codes = np.unique(np.r_[y, pred], return_inverse=True)
+    yc, pc = codes[: len(y)], codes[len(y):]
+    k, out = len(classes), np.empty(len(idx))
+    for r, i in enumerate(idx):
+        t, p = yc[i], pc[i]
+        true, predicted = np.bincount(t, minlength=k), np.bincount(p, minlength=k)
+        tp = np.bincount(t[t == p], minlength=k)
+        present = true > 0
+        out[r] = np.mean(2 * tp[present] / (true[present] + predicted[present]))
+    return out
+
+
+def bootstrap_resamples(n: int, seed: int, resamples: int) -> np.ndarray:
+    """(resamples, n) node indices drawn with replacement, seeded: a rerun draws the same."""
+    return np.random.default_rng(seed).integers(0, n, (resamples, n))
+
+
+def paired_differences(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, seed: int,
+                       resamples: int = 1000) -> np.ndarray:
+    """macro-F1 of `pred_a` minus that of `pred_b` on each bootstrap resample of the nodes, both scored on the
+    same resample: the paired bootstrap, whose spread leaves out what the two share (which nodes are easy).
+    `pred_a` may be several predictions of the same nodes (rows: e.g. one per GNN seed): their mean macro-F1."""
+    if len(y) < 2:
+        return np.zeros(resamples)
+    idx = bootstrap_resamples(len(y), seed, resamples)
+    a = np.mean([resampled_macro_f1(y, p, idx) for p in np.atleast_2d(pred_a)], axis=0)
+    return a - resampled_macro_f1(y, pred_b, idx)
+
+
+def paired_interval(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, seed: int = 0, level: float = 0.95,
+                    resamples: int = 1000) -> tuple[float, float]:
+    """The two-sided percentile interval of macro-F1(a) - macro-F1(b) over paired bootstrap resamples."""
+    d = paired_differences(y, pred_a, pred_b, seed, resamples)
+    return float(np.quantile(d, (1 - level) / 2)), float(np.quantile(d, (1 + level) / 2))

@@ -17,6 +17,7 @@ from cytolake.gnn.data import GraphSet, load_graphs
 from cytolake.gnn.job import run_train_gnn, score, split_score_masks
 from cytolake.gnn.train import node_inputs
 from cytolake.lake import Lake
+from cytolake.metrics import paired_interval
 
 METHODS = ("pmap-argmax", "linear", "gnn", "gnn+")
 # the poster's names of the feature models, by training objective (train.objective in the model's config.json)
@@ -32,6 +33,8 @@ class ModelResult:
     seed_scores: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # method -> one per seed
     runs: dict[str, list[str]] = field(default_factory=dict)  # gnn kind -> run_id per seed
     clusters: list[dict] = field(default_factory=list)
+    # split -> (low, high): paired bootstrap 95 % interval of GNN+ (mean over seeds) minus pmap-argmax
+    gain_over_atlas: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def mean(self, method: str, key: str) -> float:
         return float(np.mean([s[key] for s in self.seed_scores[method]]))
@@ -59,13 +62,14 @@ def linear_probe(gs: GraphSet, train: np.ndarray) -> np.ndarray:
 
 def compare_model(settings: Settings, model_version: str, log=print) -> ModelResult:
     lake = Lake(settings.paths.lake)
-    gs = load_graphs(lake, model_version)
+    gs = load_graphs(lake, model_version, merge_hemispheres=settings.atlas.merge_hemispheres)
     r = ModelResult(model_version, gs, feature_model(settings.paths.models, model_version))
     masks = split_score_masks(gs, settings)
-    r.predicted["pmap-argmax"] = gs.pmap.argmax(1)
+    r.predicted["pmap-argmax"] = gs.class_pmap.argmax(1)
     r.predicted["linear"] = linear_probe(gs, masks["train"] | masks["validation"])
     for m in ("pmap-argmax", "linear"):
         r.seed_scores[m] = [score(gs, r.predicted[m], masks)]
+    plus = []
     for kind in ("gnn", "gnn+"):
         r.seed_scores[kind], r.runs[kind] = [], []
         for seed in settings.evaluate.gnn_seeds:
@@ -74,5 +78,11 @@ def compare_model(settings: Settings, model_version: str, log=print) -> ModelRes
             r.seed_scores[kind].append(score(gs, run.predicted, masks))
             r.runs[kind].append(run.run_id)
             r.predicted.setdefault(kind, run.predicted)
+            if kind == "gnn+":
+                plus.append(run.predicted)
+    for split in ("test", "transfer"):
+        m = masks[split]
+        if m.any():
+            r.gain_over_atlas[split] = paired_interval(gs.label[m], np.stack(plus)[:, m], r.predicted["pmap-argmax"][m])
     r.clusters = cluster_scores(gs.features, gs.label, settings.evaluate.clusters)
     return r

@@ -26,8 +26,7 @@ def run_evaluate(settings: Settings, log=print) -> tuple[str, list[ModelResult]]
     rows = metrics_to_commit(run, results, committed)
     if rows is not None:
         lake.merge("metrics", rows)
-    areas = lake.read("areas").sort_by("area_index").to_pylist()
-    names = [f"{a['name']}_{a['hemisphere']}" if a["hemisphere"] != "B" else a["name"] for a in areas]
+    names = list(results[0].graphs.classes.names)
     sections = {(s["brain_id"], s["section_id"]): s for s in lake.read("sections").to_pylist()}
     path = write_report(settings.paths.reports / run, results, names, sections, settings.evaluate.embedding_plot_points,
                         settings.paths.models)

@@ -15,7 +15,8 @@ from cytolake.lake.fingerprint import short_fingerprint
 def evaluation_run(graph_hashes: dict[str, dict[str, str]], settings: Settings) -> str:
     """`graph_hashes`: model_version -> brain -> graph_hash of the graphs evaluated."""
     return "eval-" + short_fingerprint({"graphs": graph_hashes, "gnn": settings.gnn.model_dump(mode="json"),
-                                        "evaluate": settings.evaluate.model_dump(mode="json")})
+                                        "evaluate": settings.evaluate.model_dump(mode="json"),
+                                        "merge_hemispheres": settings.atlas.merge_hemispheres})
 
 
 def metrics_to_commit(run: str, results: list, committed: bool) -> pa.Table | None:

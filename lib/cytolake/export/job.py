@@ -108,7 +108,7 @@ def run_export(settings: Settings, out: Path | None = None, model: str | None = 
     lake = Lake(settings.paths.lake)
     model = model or settings.train.model_version
     kind = settings.export.gnn
-    gs = load_graphs(lake, model)
+    gs = load_graphs(lake, model, merge_hemispheres=settings.atlas.merge_hemispheres)
     rid = run_id(gs, kind, settings)
     predicted = _predictions(lake, rid, gs)
     assign, k = clusters if clusters is not None else _clusters(settings, gs)
@@ -121,7 +121,7 @@ def run_export(settings: Settings, out: Path | None = None, model: str | None = 
     atlas = Atlas(settings.atlas)
     for b, m in meshes.items():
         on = gs.brain == b
-        per_node = {"predicted": predicted[on], "truth": gs.label[on], "pmap_argmax": gs.pmap[on].argmax(1),
+        per_node = {"predicted": predicted[on], "truth": gs.area_label[on], "pmap_argmax": gs.pmap[on].argmax(1),
                     "clusters": assign[on]}
         result.files[b] = _brain_files(out, b, m, per_node, area_rows, cluster_rows, atlas,
                                        settings.export.max_distance_mm,

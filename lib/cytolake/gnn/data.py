@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cytolake.atlas.classes import Classes, classes_of
 from cytolake.lake import Lake
 
 
@@ -18,15 +19,22 @@ class GraphSet:
     node_id: np.ndarray
     section: np.ndarray
     split: np.ndarray
-    label: np.ndarray  # area_index, -1 where unannotated
+    label: np.ndarray  # class index (atlas/classes.py), -1 where unannotated: what is trained and scored
     features: np.ndarray  # (n, feature_dim of the encoder)
-    pmap: np.ndarray  # (n, areas)
+    pmap: np.ndarray  # (n, areas): hemisphere-split, as the atlas gives it (GNN+'s input)
     canonical: np.ndarray  # (n, 3)
     x: np.ndarray  # level-0 image location
     y: np.ndarray
     src: np.ndarray  # global node indices
     dst: np.ndarray
     graph_hashes: dict[str, str]
+    classes: Classes
+    area_label: np.ndarray  # area_index, -1 where unannotated
+
+    @property
+    def class_pmap(self) -> np.ndarray:
+        """(n, classes): the pmap summed over each class's areas; the atlas's own guess of the class."""
+        return self.classes.pmap(self.pmap)
 
     def __len__(self) -> int:
         return len(self.node_id)
@@ -37,8 +45,10 @@ def _matrix(col: pa.ChunkedArray, dtype=np.float32) -> np.ndarray:
     return flat.reshape(len(col), -1) if len(col) else flat.reshape(0, 0)
 
 
-def load_graphs(lake: Lake, model_version: str, brains: list[str] | None = None) -> GraphSet:
-    """All brains' graphs for a feature model. Raises when a brain's nodes and edges come from different
+def load_graphs(lake: Lake, model_version: str, brains: list[str] | None = None,
+                merge_hemispheres: bool = False) -> GraphSet:
+    """All brains' graphs for a feature model, labelled by class (`merge_hemispheres`: one class per area
+    name; atlas/classes.py). Raises when a brain's nodes and edges come from different
     builds (a rebuild in progress) or when there is no graph at all."""
     f = pc.field("model_version") == model_version
     if brains:
@@ -63,11 +73,14 @@ def load_graphs(lake: Lake, model_version: str, brains: list[str] | None = None)
         n = int((brain == b).sum())
         if not np.array_equal(node_id[offset[b]:offset[b] + n], np.arange(n)):
             raise RuntimeError(f"brain {b}: node ids of model {model_version} are not 0..{n - 1}")
+    classes = classes_of(lake.read("areas", ["area_index", "name", "hemisphere"]), merge_hemispheres)
+    area_label = pc.fill_null(nodes["label"], -1).to_numpy().astype(np.int64)
     eb = np.asarray(edges["brain_id"].to_pylist())
     base = np.array([offset[b] for b in eb], np.int64) if len(eb) else np.zeros(0, np.int64)
     return GraphSet(
         model_version=model_version, brain=brain, node_id=node_id, section=nodes["section_id"].to_numpy(),
-        split=np.asarray(nodes["split"].to_pylist()), label=pc.fill_null(nodes["label"], -1).to_numpy().astype(np.int64),
+        split=np.asarray(nodes["split"].to_pylist()), label=classes.label(area_label),
         features=_matrix(nodes["features"]), pmap=_matrix(nodes["pmap"]), canonical=_matrix(nodes["canonical_xyz"]),
         x=nodes["x"].to_numpy(), y=nodes["y"].to_numpy(),
-        src=edges["src"].to_numpy() + base, dst=edges["dst"].to_numpy() + base, graph_hashes=hashes)
+        src=edges["src"].to_numpy() + base, dst=edges["dst"].to_numpy() + base, graph_hashes=hashes,
+        classes=classes, area_label=area_label)

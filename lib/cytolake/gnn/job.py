@@ -24,7 +24,7 @@ from cytolake.lake.fingerprint import short_fingerprint
 from cytolake.metrics import macro_f1
 from cytolake.schemas import schema
 
-METHOD_VERSION = 6  # part of every run id: bump when training changes, so older predictions are not reused (6: the one-standard-error rule over validation macro-F1; GNN+ corrects only classes with training labels)
+METHOD_VERSION = 7  # part of every run id: bump when training or selection changes, so older predictions are not reused
 
 
 @dataclass
@@ -32,13 +32,14 @@ class GnnRun:
     run_id: str
     kind: str
     model_version: str
-    predicted: np.ndarray  # per node of the GraphSet, area_index
+    predicted: np.ndarray  # per node of the GraphSet, class index (GraphSet.classes)
     scores: dict[str, float] = field(default_factory=dict)  # "<split>_macro_f1" ...
     trained: bool = True
 
 
 def run_id(gs: GraphSet, kind: Inputs, settings: Settings) -> str:
-    key = {"graphs": gs.graph_hashes, "gnn": settings.gnn.model_dump(mode="json"), "kind": kind, "method": METHOD_VERSION}
+    key = {"graphs": gs.graph_hashes, "gnn": settings.gnn.model_dump(mode="json"), "kind": kind, "method": METHOD_VERSION,
+           "classes": list(gs.classes.names)}
     return f"{'gnnplus' if kind == 'gnn+' else 'gnn'}-{gs.model_version}-{short_fingerprint(key)}"
 
 
@@ -76,8 +77,9 @@ def _prediction_table(rid: str, gs: GraphSet, kind: Inputs, probs: np.ndarray) -
     return pa.table({
         "run_id": pa.array([rid] * len(gs)), "brain_id": pa.array(gs.brain), "node_id": pa.array(gs.node_id),
         "model_version": pa.array([gs.model_version] * len(gs)), "gnn": pa.array([kind] * len(gs)),
-        "split": pa.array(gs.split), "label": pa.array(np.where(gs.label >= 0, gs.label, 0), pa.int32(), mask=gs.label < 0),
-        "predicted": pa.array(probs.argmax(1), pa.int32()),
+        "split": pa.array(gs.split),
+        "label": pa.array(np.where(gs.area_label >= 0, gs.area_label, 0), pa.int32(), mask=gs.area_label < 0),
+        "predicted": pa.array(gs.classes.area_of(probs.argmax(1), gs.pmap), pa.int32()),
         "probabilities": list_array(probs, pa.float32())})
 
 
@@ -97,21 +99,23 @@ def _fit_predict(settings: Settings, rid: str, gs: GraphSet, kind: Inputs, masks
 
 def run_train_gnn(settings: Settings, model_version: str, kind: Inputs, gs: GraphSet | None = None, log=print) -> GnnRun:
     lake = Lake(settings.paths.lake)
-    gs = gs or load_graphs(lake, model_version)
+    gs = gs or load_graphs(lake, model_version, merge_hemispheres=settings.atlas.merge_hemispheres)
     rid = run_id(gs, kind, settings)
     masks = split_score_masks(gs, settings)
     done = reusable_predictions(predictions_of(lake, rid), len(gs))
     if done is not None:
         log(f"train_gnn {rid}: predictions exist, nothing to train")
+        done = gs.classes.of_area[done]  # stored as areas
         return GnnRun(rid, kind, model_version, done, score(gs, done, masks), trained=False)
-    probs, fitted = _fit_predict(settings, rid, gs, kind, masks, lake.read("areas", ["area_index"]).num_rows, log)
+    probs, fitted = _fit_predict(settings, rid, gs, kind, masks, len(gs.classes), log)
     pred = probs.argmax(1)
     scores = score(gs, pred, masks)
     lake.write_arrow("predictions", _prediction_table(rid, gs, kind, probs), "replace_partitions", {"run_id": [rid]})
-    details = {"kind": kind, "best_epoch": fitted.best_epoch, "val_f1_se": fitted.val_f1_se, "epochs": len(fitted.history),
+    details = {"kind": kind, "best_epoch": fitted.best_epoch, "val_gain_low": fitted.val_gain_low,
+               "epochs": len(fitted.history), "classes": gs.classes.description,
                "sampled": fitted.sampled, "graphs": gs.graph_hashes}
     lake.merge("metrics", metric_rows(rid, model_version, "train_gnn", scores, details))
-    log(f"train_gnn {rid}: kept epoch {fitted.best_epoch} (validation macro-F1 within one standard error, "
-        f"{fitted.val_f1_se:.3f}, of the best); macro-F1 test {scores['test_macro_f1']:.3f}, "
+    log(f"train_gnn {rid}: kept epoch {fitted.best_epoch} (the best validation epoch's gain over epoch 0, "
+        f"one-sided 95 % lower bound {fitted.val_gain_low:.3f}); macro-F1 test {scores['test_macro_f1']:.3f}, "
         f"transfer {scores['transfer_macro_f1']:.3f}")
     return GnnRun(rid, kind, model_version, pred, scores)

@@ -1,4 +1,4 @@
-"""Synthetic brains: a true parcellation drawn from the pmaps, a small deformation, coronal sections
+"""Synthetic brains: a true parcellation drawn with the pmaps' frequencies, a small deformation of the tissue, coronal sections
 rendered as tiled images, a manifest, annotations for some sections, and the truth for scoring.
 
 Geometry of a section: pixel (col, row) of section image k maps to MNI mm through the 4x4 affine in
@@ -17,6 +17,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from scipy.ndimage import distance_transform_edt, gaussian_filter, map_coordinates
+from scipy.special import log_ndtr
 
 from cytolake.atlas.pmaps import Atlas
 from cytolake.config import SynthSettings
@@ -29,8 +30,9 @@ from cytolake.synth.texture import render_section, section_style, signature_tabl
 ANATOMY_STEP_UM = 200.0  # anatomy (tissue class, depth, area) is computed on this grid and upsampled
 # What a landing's content depends on besides the settings: raised whenever the same settings draw a
 # different world, so that a landing written before is rendered again rather than kept.
-# 2: each area's cortex laid to its own thickness also where the template's ribbon is thinner (2026-12-06)
-WORLD_VERSION = 2
+# 2: each area's cortex laid to its own thickness also where the template's ribbon is thinner
+# 3: each brain's parcellation drawn with the maps' own frequencies; the deformation moves tissue only
+WORLD_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -81,24 +83,60 @@ def atlas_support(atlas: Atlas) -> tuple[np.ndarray, list[tuple[int, np.ndarray,
     return np.argwhere(mask.reshape(atlas.shape)), areas
 
 
+def gumbel_field(rng: np.random.Generator, coarse_shape: tuple[int, ...], points: np.ndarray) -> np.ndarray:
+    """Standard-Gumbel values at `points` (3, n; coordinates of a coarse grid), spatially smooth: white Gaussian
+    noise on the grid, interpolated trilinearly, brought back to unit variance at every point (interpolation
+    between grid nodes shrinks it by the sum of the squared weights) and mapped through the Gumbel quantile
+    function, so each point's value is exactly Gumbel-distributed whatever its place between the nodes."""
+    g = rng.standard_normal(coarse_shape).astype(np.float32)
+    z = map_coordinates(g, points, order=1)
+    f = points - np.floor(points)
+    z = z / np.sqrt(np.prod(f**2 + (1 - f) ** 2, axis=0))
+    return -np.log(-log_ndtr(z))
+
+
+def area_frequencies(p: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How often each area occurs at a voxel (its maps' probability, scaled down where the maps sum to more
+    than 1) and how often none does (the maps' missing mass): `p` one area's probabilities, `total` the sum
+    over areas at the same voxels. Returns (area frequency, none frequency)."""
+    scale = np.maximum(total, 1.0)
+    return p / scale, np.maximum(1.0 - total, 0.0)
+
+
 def make_brain(brain_id: str, atlas: Atlas, support: tuple[np.ndarray, list], s: SynthSettings,
                rng: np.random.Generator) -> BrainModel:
-    """A brain's own parcellation: argmax of the pmaps under smooth per-area noise, and its deformation."""
+    """A brain's own parcellation, drawn so that over brains each area occurs at each voxel as often as its map
+    says, and its deformation.
+
+    Why: the Juelich maps are the frequencies with which each area covered a voxel in the atlas's own brains
+    after registration to MNI; a synthetic brain is one more such brain. At every voxel the brain takes the
+    argmax over areas of log q_a(x) + G_a(x), with q_a the area's frequency (`area_frequencies`) and a "none"
+    option of log(1 - sum p) + G_0(x): with independent standard-Gumbel G the argmax is area a with probability
+    exactly q_a(x) (the Gumbel-max property), and none with the maps' missing mass. Each G_a is a smooth field
+    (`gumbel_field` on a grid of `parcellation_grid_mm`), so neighbouring voxels mostly agree and an area
+    moves, grows and shrinks in stretches of about that size rather than in speckle; the frequencies do not
+    depend on the grid. The maps' spread already holds the registration residual of their brains, so the
+    brain's deformation (`deformation_mm`) moves only its tissue (where grey and white matter lie), not
+    its areas relative to the registered coordinates in which the pipeline reads the maps (`template_tissue`).
+    """
     ijk, areas = support
-    step = 8.0
+    step = s.parcellation_grid_mm / float(np.abs(np.diag(atlas.affine)[:3]).mean())
     coarse_shape = tuple(int(np.ceil(n / step)) + 2 for n in atlas.shape)
-    # the running argmax over areas in area order (ties keep the first area, as argmax does)
-    best_score, best, best_p = (np.zeros(len(ijk), np.float32), np.zeros(len(ijk), np.int64),
-                                np.zeros(len(ijk), np.float32))
+    total = np.zeros(len(ijk), np.float64)
+    for _, rows, p in areas:
+        total[rows] += p
+    _, none = area_frequencies(np.zeros(len(ijk)), total)
+    with np.errstate(divide="ignore"):
+        best_score = np.log(none) + gumbel_field(rng, coarse_shape, ijk.T / step)
+    best = np.full(len(ijk), -1, np.int64)
     for area_index, rows, p in sorted(areas, key=lambda t: t[0]):
-        g = rng.normal(0.0, 1.0, coarse_shape).astype(np.float32)
-        score = p * np.exp(s.parcellation_noise * map_coordinates(g, ijk[rows].T / step, order=1))
+        q, _ = area_frequencies(p, total[rows])
+        score = np.log(q) + gumbel_field(rng, coarse_shape, ijk[rows].T / step)
         better = score > best_score[rows]
         r = rows[better]
-        best_score[r], best[r], best_p[r] = score[better], area_index, p[better]
-    keep = best_p >= s.min_area_probability
+        best_score[r], best[r] = score[better], area_index
     labels = np.full(atlas.shape, -1, np.int16)
-    labels[tuple(ijk[keep].T)] = best[keep]
+    labels[tuple(ijk.T)] = best
     lo, hi = atlas.bounds_mm()
     dstep = 16.0
     dshape = tuple(int(np.ceil((h - l) / dstep)) + 3 for l, h in zip(lo, hi))
@@ -147,13 +185,16 @@ def _upsample(a: np.ndarray, q: int, shape: tuple[int, int], order: int) -> np.n
 
 def template_tissue(model: BrainModel, anatomy: tuple[Volume, Volume], affine: np.ndarray, shape: tuple[int, int],
                     q: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The template's grey- and white-matter probabilities and the brain's area (-1: none) at every q-th
-    pixel of a section, through the brain's deformation: the anatomy `section_truth` lays the cortex on."""
+    """The template's grey- and white-matter probabilities through the brain's deformation, and the brain's
+    area (-1: none) at the registered position, at every q-th pixel of a section: the anatomy `section_truth`
+    lays the cortex on. The areas are drawn in registered coordinates (`make_brain`), so the deformation moves
+    the tissue under them but not their frequencies at the positions where the pipeline reads the maps."""
     ch, cw = shape[0] // q + 2, shape[1] // q + 2
     r, c = np.meshgrid(np.arange(ch) * q, np.arange(cw) * q, indexing="ij")
     pix = np.stack([c, r, np.zeros_like(c), np.ones_like(c)], axis=-1).astype(np.float64)
-    anat = model.warp((pix @ affine.T)[..., :3])
-    return anatomy[0].sample(anat), anatomy[1].sample(anat), model.labels.sample(anat, order=0, cval=-1).astype(np.int16)
+    mni = (pix @ affine.T)[..., :3]
+    anat = model.warp(mni)
+    return anatomy[0].sample(anat), anatomy[1].sample(anat), model.labels.sample(mni, order=0, cval=-1).astype(np.int16)
 
 
 def grey_and_white(gm: np.ndarray, wm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from cytolake.atlas.classes import Classes, classes_of
 from cytolake.config import Settings, TrainSettings
 from cytolake.lake import Lake
 from cytolake.train.augment import Augment, batch_generator
@@ -91,26 +92,34 @@ def training_layout(device: torch.device) -> str:
     return "channels_last" if device.type == "cuda" else "contiguous"
 
 
-def _training(t: TrainSettings, n_areas: int, total: int, device: torch.device) -> _Training:
+def _training(t: TrainSettings, n_classes: int, total: int, device: torch.device) -> _Training:
     model = with_layout(build_encoder(t).to(device), training_layout(device))
-    classifier = nn.Linear(model.feature_dim, n_areas).to(device) if t.objective == "supervised" else None
+    classifier = nn.Linear(model.feature_dim, n_classes).to(device) if t.objective == "supervised" else None
     net = nn.ModuleDict({"encoder": model, "classifier": classifier}) if classifier is not None else model
     opt = torch.optim.AdamW(net.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     return _Training(model, classifier, net, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, total, t)))
 
 
-def _step(tr: _Training, t: TrainSettings, batch: dict, epoch: int, n_areas: int, augment, dist,
-          device: torch.device, autocast) -> torch.Tensor:
-    """One optimiser step on this rank's share of a global batch; the global loss."""
+def _targets(classes: Classes, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The class set as tensors: (areas x classes membership, class index of each area)."""
+    return torch.from_numpy(classes.membership()).to(device), torch.from_numpy(classes.of_area).to(device)
+
+
+def _step(tr: _Training, t: TrainSettings, batch: dict, epoch: int, targets: tuple[torch.Tensor, torch.Tensor],
+          augment, dist, device: torch.device, autocast) -> torch.Tensor:
+    """One optimiser step on this rank's share of a global batch; the global loss. Labels and pmap vectors
+    enter as classes (`targets`: atlas/classes.py), so merged hemispheres are one area to every objective."""
+    membership, of_area = targets
     x = to_input(batch["image"].to(device, non_blocking=True))
     if augment is not None:
         x = augment(x, batch_generator(t.seed, epoch, dist.rank, batch["step"], device))
     x = x.contiguous(memory_format=tr.model.input_layout)
     if tr.classifier is not None:
-        loss, global_loss = supervised_loss_step(tr.model, tr.classifier, x, batch["label"].to(device), dist, autocast)
+        label = of_area[batch["label"].to(device).long()]
+        loss, global_loss = supervised_loss_step(tr.model, tr.classifier, x, label, dist, autocast)
     else:
-        p = (batch["pmap"] if t.objective == "contrastive"
-             else nn.functional.one_hot(batch["label"].long(), n_areas).float())
+        p = (batch["pmap"].to(device) @ membership if t.objective == "contrastive"
+             else nn.functional.one_hot(of_area[batch["label"].to(device).long()], len(membership[0])).float())
         loss, global_loss = contrastive_loss_step(tr.model, x, p.to(device), dist, t.tau, t.include_self_weight,
                                                   autocast)
     tr.opt.zero_grad(set_to_none=True)
@@ -151,17 +160,18 @@ class _Record:
             save_atomic(tr.state(step), self.out / "checkpoint.pt")
 
 
-def _train(tr: _Training, t: TrainSettings, plan: TrainPlan, stream: PatchStream, n_areas: int, dist,
+def _train(tr: _Training, t: TrainSettings, plan: TrainPlan, stream: PatchStream, classes: Classes, dist,
            device: torch.device, record: _Record | None) -> int:
     """The plan's remaining steps; returns the step reached."""
     augment = Augment(brightness=t.augment_brightness, contrast=t.augment_contrast) if t.augment else None
     autocast = torch.bfloat16 if device.type == "cuda" and t.bf16 else None
+    targets = _targets(classes, device)
     tr.net.train()
     step = plan.start
     for epoch, first, _ in plan.segments:
         stream.set_epoch(epoch, first)
         for batch in stream.batches(t.workers):
-            loss = _step(tr, t, batch, epoch, n_areas, augment, dist, device, autocast)
+            loss = _step(tr, t, batch, epoch, targets, augment, dist, device, autocast)
             step += 1
             if record is not None:
                 record.step(tr, step, epoch, loss)
@@ -179,14 +189,14 @@ def run_train_contrastive(settings: Settings, dist, log=print) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     dist.barrier()
     lake = Lake(settings.paths.lake)
-    n_areas = lake.read("areas", ["area_index"]).num_rows
+    classes = classes_of(lake.read("areas", ["area_index", "name", "hemisphere"]), settings.atlas.merge_hemispheres)
     units = snapshot_units(lake, splits=list(t.splits), brains=list(t.brains) or None, labelled=t.objective != "contrastive")
     stream = PatchStream(units, t.batch_size, dist.rank, dist.world, t.seed, t.shuffle_buffer, drop_last=True)
     device = torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
     ckpt = out / "checkpoint.pt"
     state = torch.load(ckpt, map_location=device, weights_only=False) if ckpt.is_file() else None
     plan = plan_training(t, stream.batches_per_epoch(), dist.world, None if state is None else state["step"])
-    tr = _training(t, n_areas, plan.total, device)
+    tr = _training(t, len(classes), plan.total, device)
     if plan.resume:
         tr.load(state)
         log(f"resuming {t.model_version} at step {plan.start}")
@@ -195,7 +205,7 @@ def run_train_contrastive(settings: Settings, dist, log=print) -> Path:
     if record is not None:
         log(f"training {t.model_version} ({t.objective}): {dist.world} process(es) ({dist.name}), {plan.per_epoch} "
             f"steps/epoch, {plan.total} steps, global batch {t.batch_size * dist.world}, on {device}")
-    step = _train(tr, t, plan, stream, n_areas, dist, device, record)
+    step = _train(tr, t, plan, stream, classes, dist, device, record)
     if record is not None:
         save_encoder(out, tr.model, t, dist.world, step)
         record.writer.close()
