@@ -63,11 +63,13 @@ def run_world(conf: Path) -> dict:
 
 def checks(s: dict) -> dict[str, bool]:
     """The issue's targets for one world (GNN values: mean over its GNN seeds)."""
-    m = {f: {meth: {sp: float(np.mean(v)) for sp, v in d.items()} for meth, d in s[f].items() if meth != "model_version"}
-         for f in s}
+    methods = ("pmap-argmax", "linear", "gnn", "gnn+")
+    m = {f: {meth: {sp: float(np.mean(v)) for sp, v in s[f][meth].items()} for meth in methods} for f in s}
     out = {}
     for sp in ("test", "transfer"):
         out[f"GNN+ cont-pmap >= pmap-argmax + 0.05 ({sp})"] = m["cont-pmap"]["gnn+"][sp] >= m["cont-pmap"]["pmap-argmax"][sp] + 0.05
+        low = s["cont-pmap"].get("gnn+_minus_atlas_95", {}).get(sp, [float("nan")])[0]
+        out[f"GNN+ cont-pmap - pmap-argmax: paired 95 % interval above 0 ({sp}, low {low:+.3f})"] = low > 0
         for meth in ("linear", "gnn"):
             out[f"cont-pmap > random-init, {meth} ({sp})"] = m["cont-pmap"][meth][sp] > m["random-init"][meth][sp]
         out[f"GNN+ > GNN > linear for every feature model ({sp})"] = all(

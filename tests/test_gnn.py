@@ -67,8 +67,8 @@ def test_gnn_plus_starts_from_the_pmap_prior_where_the_features_say_nothing(cfg,
     x, src, dst, _ = _two_moons_graph(n)
     pmap = rng.dirichlet(np.full(k, 0.3), n).astype(np.float32)
     y = pmap.argmax(1)
-    prior = node_prior(SimpleNamespace(pmap=pmap), "gnn+")
-    assert node_prior(SimpleNamespace(pmap=pmap), "gnn") is None
+    prior = node_prior(SimpleNamespace(class_pmap=pmap), "gnn+")
+    assert node_prior(SimpleNamespace(class_pmap=pmap), "gnn") is None
     assert np.array_equal(prior.argmax(1), y) and np.allclose(np.exp(prior).sum(1), 1, atol=1e-5)
     train = np.arange(n) < n // 2
     s = cfg.gnn.model_copy(update={"epochs": 1, "patience": 1, "hidden": 8, "dropout": 0.0,
@@ -90,7 +90,7 @@ def test_gnn_plus_starts_exactly_at_its_prior_and_keeps_it_unless_validation_imp
     n, k = 300, 6
     x, src, dst, _ = _two_moons_graph(n)
     pmap = rng.dirichlet(np.full(k, 0.5), n).astype(np.float32)
-    prior = node_prior(SimpleNamespace(pmap=pmap), "gnn+")
+    prior = node_prior(SimpleNamespace(class_pmap=pmap), "gnn+")
     ei = torch.from_numpy(np.stack([src, dst])).long()
     untrained = GAT(x.shape[1], k, 8, 2, 3, 0.0, zero_output=True)
     assert np.array_equal(predict(untrained, torch.from_numpy(x), ei, torch.from_numpy(prior)).argmax(1), pmap.argmax(1))
