@@ -119,11 +119,18 @@ def test_predictions_cover_every_node_and_a_rerun_trains_nothing(evaluated):
     cfg, _, results = evaluated
     lake = Lake(cfg.paths.lake)
     for r in results:
-        gs = load_graphs(lake, r.model_version)
+        gs = load_graphs(lake, r.model_version, merge_hemispheres=cfg.atlas.merge_hemispheres)
+        assert cfg.atlas.merge_hemispheres and len(gs.classes) == 52  # the test config scores merged classes
         for rid in (rid for ids in r.runs.values() for rid in ids):
             got = query(lake, f"SELECT count(*) AS n, count(DISTINCT brain_id || '/' || node_id) AS u, "
                               f"min(len(probabilities)) AS c FROM predictions WHERE run_id = '{rid}'").to_pylist()[0]
-            assert got["n"] == got["u"] == len(gs) and got["c"] == 103
+            assert got["n"] == got["u"] == len(gs) and got["c"] == len(gs.classes)
+        # predictions are stored as areas: of the predicted class, the hemisphere whose map is larger at the node
+        stored = query(lake, f"SELECT predicted FROM predictions WHERE run_id = '{r.runs['gnn+'][0]}' "
+                             "ORDER BY brain_id, node_id")["predicted"].to_numpy()
+        assert np.array_equal(gs.classes.of_area[stored], r.predicted["gnn+"])
+        members = gs.classes.of_area[None, :] == gs.classes.of_area[stored][:, None]
+        assert np.all(gs.pmap[np.arange(len(gs)), stored] >= np.where(members, gs.pmap, 0).max(1))
     v = lake.version("predictions"), lake.version("metrics")
     again = run_train_gnn(cfg, MODELS[0], "gnn+", **quiet)
     assert not again.trained and (lake.version("predictions"), lake.version("metrics")) == v
@@ -160,6 +167,8 @@ def test_the_report_and_its_images_are_written(evaluated):
     assert "| pmap-argmax (atlas alone, no image) |" in text and " ± " in text
     assert all(len(r.runs[k]) == len(cfg.evaluate.gnn_seeds) == 2 for r in results for k in ("gnn", "gnn+"))
     assert "Calibration" in text and "encoder_loss.png" in text
+    assert "Classes scored: 52 classes (areas with both hemispheres merged)" in text
+    assert "## GNN+ against the atlas alone" in text and "test " in text.split("## GNN+ against the atlas alone")[1]
 
 
 def _run_notebook(name: str, config: Path) -> None:
