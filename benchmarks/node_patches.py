@@ -1,15 +1,18 @@
 """Science: where a graph node's features come from, against the synthetic truth.
 
     python benchmarks/node_patches.py --config conf/local.yaml [--model random-init] [--build] [--brains B01 ...]
+                                      [--same-nodes-as OTHER_LAKE]
 
 For every node of the model's graphs in the lake: the true area at the node's image location (the world's
 truth, `<landing>/<brain>/truth/section_XXXX_labels.tif`) against the true area at the centre of the patch
 its features were computed from, and the share of that patch's footprint (a 9 x 9 grid of points over its
-window) in the node's area. The patch is the `patches` row its patch_id names (the nearest grid patch, as
+window) in the node's area: of the whole window, and of its points inside any area (without background,
+white matter and unmapped cortex, so the other areas' share alone). The patch is the `patches` row its patch_id names (the nearest grid patch, as
 build_graph did before nodes had their own patches) or, for an id that no grid patch has, the patch tiling
 would cut centred at the node (its id is checked against tiling's rule). `--build` first runs build_graph
-for the model and prints its wall time. Reads only lake tables and the landing, so the same script measures
-a lake built by either rule. Baseline in the same run: none, the truth is the reference.
+for the model and prints its wall time; `--same-nodes-as` restricts the figures to the nodes (brain,
+section, x, y) that another lake's graphs of the model also have (a lake built by the other rule over the
+same mesh). Reads only lake tables and the landing, so the same script measures a lake built by either rule. Baseline in the same run: none, the truth is the reference.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def main() -> None:
     p.add_argument("--model", default="random-init")
     p.add_argument("--build", action="store_true", help="run build_graph for the model first, timed")
     p.add_argument("--brains", nargs="*")
+    p.add_argument("--same-nodes-as", help="another lake: only the nodes its graphs of the model also have")
     a = p.parse_args()
     cfg = load_config(a.config)
     res: dict = {"model": a.model}
@@ -48,7 +52,8 @@ def main() -> None:
         t0 = time.perf_counter()
         s = run_build_graph(cfg, spark, a.model, a.brains)
         res["build_graph_s"] = round(time.perf_counter() - t0, 1)
-        res["built"] = {b: {k: r[k] for k in ("nodes", "vertices", "seconds")} for b, r in s.built.items()}
+        res["built"] = {b: {k: r[k] for k in ("nodes", "vertices", "seconds", "feature_seconds") if k in r}
+                        for b, r in s.built.items()}
         res["failed"] = s.failed
         spark.stop()
     lake = Lake(cfg.paths.lake)
@@ -56,12 +61,16 @@ def main() -> None:
     f = pc.field("model_version") == a.model
     if a.brains:
         f &= pc.field("brain_id").isin(a.brains)
-    nodes = lake.read("graph_nodes", ["brain_id", "section_id", "x", "y", "patch_id"], filters=f).to_pylist()
+    cols = ["brain_id", "section_id", "x", "y"]
+    nodes = lake.read("graph_nodes", [*cols, "patch_id"], filters=f).to_pylist()
+    if a.same_nodes_as:
+        other = {tuple(r.values()) for r in Lake(a.same_nodes_as).read("graph_nodes", cols, filters=f).to_pylist()}
+        nodes = [n for n in nodes if tuple(n[c] for c in cols) in other]
     grid = {r["patch_id"]: (r["x"], r["y"]) for r in lake.read("patches", ["patch_id", "x", "y"]).to_pylist()}
     secs = {(s["brain_id"], s["section_id"]): s for s in lake.read("sections").to_pylist()}
     area_index_of = {r["area_id"]: r["area_index"] for r in lake.read("areas", ["area_id", "area_index"]).to_pylist()}
     centre_same = centre_off = labelled = own_grid = 0
-    footprint = []
+    footprint, of_areas = [], []
     by_section: dict = {}
     for n in nodes:
         by_section.setdefault((n["brain_id"], n["section_id"]), []).append(n)
@@ -97,10 +106,13 @@ def main() -> None:
             centre_same += at_centre[k] == own
             centre_off += at_centre[k] is None
             footprint.append(float(np.mean(in_window[k] == own)))
+            in_areas = np.array([v is not None for v in in_window[k]])
+            of_areas.append(float(np.mean(in_window[k][in_areas] == own)))
     res.update(nodes=len(nodes), nodes_in_a_true_area=labelled, nodes_with_own_patch=own_grid,
                centre_in_own_area=round(centre_same / max(labelled, 1), 4),
                centre_off_labelled_cortex=round(centre_off / max(labelled, 1), 4),
-               footprint_in_own_area=round(float(np.mean(footprint)) if footprint else float("nan"), 4))
+               footprint_in_own_area=round(float(np.mean(footprint)) if footprint else float("nan"), 4),
+               footprint_in_areas_in_own_area=round(float(np.mean(of_areas)) if of_areas else float("nan"), 4))
     print(json.dumps(res, indent=1))
 
 

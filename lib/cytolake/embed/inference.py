@@ -1,4 +1,8 @@
-"""The executor side of embedding: the encoder loaded once per Python worker, patches embedded in batches."""
+"""The executor side of embedding: the encoder loaded once per Python worker, patches embedded in batches.
+
+Shared by the embed job (the grid patches into `features`) and build_graph (the patches cut at its nodes),
+so both embed with one loop, one device rule and one input scaling.
+"""
 
 from __future__ import annotations
 
