@@ -1,5 +1,7 @@
 """Embedding and graph building on a tiny tiled lake: real Spark, real Delta tables, real BigTIFF sections."""
 
+import shutil
+
 import numpy as np
 import pyarrow.compute as pc
 import pytest
@@ -8,10 +10,12 @@ import torch
 from scipy.spatial import cKDTree
 
 from cytolake.atlas.pmaps import Atlas
+from cytolake.embed.inference import task_encoder
 from cytolake.embed.job import model_dir, run_embed
 from cytolake.graph.build import fsaverage_graph, graph_from_mesh
-from cytolake.graph.job import run_build_graph
+from cytolake.graph.job import _result, run_build_graph
 from cytolake.graph.mesh import SectionPlane, reconstruct, surface_mesh
+from cytolake.graph.plan import SECTION_KEYS, BrainWork
 from cytolake.io.images import read_info
 from cytolake.lake import Lake
 from cytolake.tiling.geometry import patch_geometry, patch_id
@@ -174,6 +178,32 @@ def test_rebuilding_unchanged_brains_commits_nothing_and_a_model_without_an_enco
     with pytest.raises(FileNotFoundError, match="never-trained: no trained encoder"):
         run_build_graph(cfg, spark, "never-trained", **quiet)
     assert (lake.version("graph_nodes"), lake.version("graph_edges"), lake.version("graph_meshes")) == v
+
+
+def test_a_brain_whose_image_cannot_be_read_where_its_nodes_are_is_that_brains_error(graphs, tmp_path):
+    """The node patches are read at the tiling level, not the mask's: a section whose level-1 tiles are
+    damaged still gives a mesh, and then fails its brain's task with the file named, as an unreadable mask
+    would; the job lists that brain and commits the others (`run_build_graph`)."""
+    cfg, _, _ = graphs
+    lake = Lake(cfg.paths.lake)
+    secs = sorted((s for s in lake.read("sections").to_pylist() if s["brain_id"] == "B02"), key=lambda s: s["section_id"])
+    bad = tmp_path / "damaged.tif"
+    shutil.copy(secs[0]["image_uri"], bad)
+    with tifffile.TiffFile(bad) as tif:  # the level node patches are cut from: 400 um (conf/test.yaml)
+        page = tif.series[0].levels[1].pages[0]
+        spans = list(zip(page.dataoffsets, page.databytecounts))
+    with open(bad, "r+b") as f:
+        for offset, n in spans:
+            f.seek(offset)
+            f.write(b"\0" * n)
+    sections = [{**{k: s[k] for k in SECTION_KEYS}, "split": "transfer"} for s in secs]
+    sections[0]["image_uri"] = str(bad)
+    atlas = Atlas(cfg.atlas)
+    area_index_of = {a["area_id"]: a["area_index"] for a in lake.read("areas").to_pylist()}
+    mdir = str(model_dir(cfg, RANDOM_INIT))
+    r = _result(BrainWork("B02", "h", sections), cfg, lambda: task_encoder(mdir, 1, "cpu"), area_index_of,
+                np.linalg.inv(atlas.affine), *atlas.bounds_mm())
+    assert r["error"].startswith(f"build_graph: {bad}: cannot read window") and "nodes" not in r
 
 
 def test_two_parallel_disks_make_one_closed_surface_between_them():
