@@ -1,11 +1,13 @@
 """Build each brain's surface graph for one feature model: a 3D cortex from the sections' masks, a
-smoothed and decimated marching-cubes mesh, nodes tied to in-mask image locations with their features,
-pmap vectors and canonical coordinates, mesh edges. Brains are built in parallel, one Spark task each.
+smoothed and decimated marching-cubes mesh, nodes tied to in-mask image locations, each with the features
+of a patch cut and embedded at that location, pmap vectors and canonical coordinates, mesh edges. Brains
+are built in parallel, one Spark task each.
 
     python jobs/build_graph.py --config conf/local.yaml [--model contrastive-pmap-v1] [--brains B01 ...]
 
-Needs `jobs/embed.py --model <model>` first. A brain whose inputs are unchanged is skipped.
-Exit code 0: all built or current; 3: some brains failed (listed); 1: the job failed.
+Needs the model's encoder (`jobs/train_contrastive.py`; random-init is created on first use); the
+`features` table is not read. A brain whose inputs are unchanged is skipped.
+Exit code 0: all built or current; 3: some brains failed (listed); 1: the job failed (e.g. no encoder).
 """
 
 from cytolake.graph.job import run_build_graph

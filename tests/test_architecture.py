@@ -21,7 +21,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(level) for level in (
     {"synth", "ingest", "tiling"},  # the stages that make patches
     {"train"},  # the encoder: architecture, loading, training
     {"embed"},  # features from an encoder
-    {"graph"},  # surface graphs (uses tiling's cortex mask: a graph's nodes lie where tiling cut patches)
+    {"graph"},  # surface graphs (uses tiling's cortex mask and patch cutting, and embed's inference, at its nodes)
     {"gnn"},  # node classifiers on the graphs
     {"export"},  # maps of a GNN run, and the k-means cluster map
     {"eval"},  # the comparison and report; embeds the exported maps, so above export

@@ -1,17 +1,24 @@
 """Embedding and graph building on a tiny tiled lake: real Spark, real Delta tables, real BigTIFF sections."""
 
+import shutil
+
 import numpy as np
 import pyarrow.compute as pc
 import pytest
+import tifffile
 import torch
+from scipy.spatial import cKDTree
 
 from cytolake.atlas.pmaps import Atlas
+from cytolake.embed.inference import task_encoder
 from cytolake.embed.job import model_dir, run_embed
 from cytolake.graph.build import fsaverage_graph, graph_from_mesh
-from cytolake.graph.job import run_build_graph
+from cytolake.graph.job import _result, run_build_graph
 from cytolake.graph.mesh import SectionPlane, reconstruct, surface_mesh
+from cytolake.graph.plan import SECTION_KEYS, BrainWork
 from cytolake.io.images import read_info
 from cytolake.lake import Lake
+from cytolake.tiling.geometry import patch_geometry, patch_id
 from cytolake.tiling.mask import section_cortex_mask
 from cytolake.train.model import to_input
 from cytolake.train.model import RANDOM_INIT, load_encoder
@@ -61,12 +68,13 @@ def test_features_equal_the_encoder_applied_to_the_patch(graphs):
         np.testing.assert_allclose(feats[pid], direct, rtol=1e-4, atol=1e-4)
 
 
-def test_nodes_lie_in_the_cortex_mask_near_their_vertex_with_a_near_patch(graphs):
+def test_nodes_lie_in_the_cortex_mask_near_their_vertex_in_their_sections_split(graphs):
     cfg, _, summary = graphs
     assert sorted(summary.built) == ["B01", "B02"] and not summary.failed
     lake = Lake(cfg.paths.lake)
     secs = {(s["brain_id"], s["section_id"]): s for s in lake.read("sections").to_pylist()}
-    patches = {r["patch_id"]: r for r in lake.read("patches", ["patch_id", "section_id", "x", "y", "split"]).to_pylist()}
+    split_of = {(r["brain_id"], r["section_id"]): r["split"]
+                for r in lake.read("patches", ["brain_id", "section_id", "split"]).to_pylist()}
     nodes = nodes_of(cfg).to_pandas()
     assert len(nodes) > 1000
     g, t = cfg.graph, cfg.tiling
@@ -79,14 +87,67 @@ def test_nodes_lie_in_the_cortex_mask_near_their_vertex_with_a_near_patch(graphs
         ref = np.c_[grp.x, grp.y, np.zeros(len(grp)), np.ones(len(grp))] @ a[:3].T
         np.testing.assert_allclose(np.stack(grp.ref_xyz), ref, atol=1e-6)
         assert (np.linalg.norm(np.stack(grp.vertex_xyz) - ref, axis=1) <= g.max_node_distance_mm + 1e-9).all()
-        for pid, x, y, split in zip(grp.patch_id, grp.x, grp.y, grp.split):
-            p = patches[pid]
-            assert p["section_id"] == sid and p["split"] == split
-            assert np.hypot(p["x"] - x, p["y"] - y) * s["spacing_um"] / 1000 <= g.max_patch_distance_mm + 1e-9
-    assert all(len(v) == 512 for v in nodes.features[:50])  # conf/test.yaml: ResNet-18 and all(len(v) == 103 for v in nodes.pmap[:50])
+        assert set(grp.split) == {split_of[(b, sid)]}  # the split its section's training patches have
+    assert all(len(v) == 512 for v in nodes.features[:50])  # conf/test.yaml: ResNet-18
+    assert all(len(v) == 103 for v in nodes.pmap[:50])
     can = np.stack(nodes.canonical_xyz)
     assert (np.abs(can) <= 1).all()
     assert nodes.label.notna().sum() > 100
+
+
+def test_node_features_are_the_encoder_applied_to_a_patch_cut_at_the_node(graphs):
+    """A node's features come from its own location: the patch centred at (x, y) on its section, read at
+    the tiling level and window (here cut independently, with tifffile), embedded by the model's encoder;
+    its patch_id is the id tiling gives a patch there. The nearest grid patch's features are not it."""
+    cfg, _, _ = graphs
+    lake = Lake(cfg.paths.lake)
+    secs = {(s["brain_id"], s["section_id"]): s for s in lake.read("sections").to_pylist()}
+    nodes = nodes_of(cfg).sort_by([("brain_id", "ascending"), ("node_id", "ascending")]).to_pylist()[::97]
+    grid = {r["patch_id"]: r for r in lake.read("patches", ["patch_id", "brain_id", "section_id", "x", "y"]).to_pylist()}
+    model = load_encoder(model_dir(cfg, RANDOM_INIT))
+    t = cfg.tiling
+    far_from_grid = 0
+    for n in nodes:
+        s = secs[(n["brain_id"], n["section_id"])]
+        level = int(np.log2(t.spacing_um / s["spacing_um"]))  # conf/test.yaml: 200 -> 400 um, one level down
+        assert s["spacing_um"] * 2**level == t.spacing_um and read_info(s["image_uri"]).levels > level
+        image = np.pad(tifffile.imread(s["image_uri"], level=level), t.patch_px, constant_values=255)
+        top, left = n["y"] // 2**level - t.patch_px // 2 + t.patch_px, n["x"] // 2**level - t.patch_px // 2 + t.patch_px
+        patch = image[top:top + t.patch_px, left:left + t.patch_px]
+        with torch.no_grad():
+            direct = model.features(to_input(torch.from_numpy(patch[None].copy())))[0].numpy()
+        np.testing.assert_allclose(np.asarray(n["features"], np.float32), direct, rtol=1e-4, atol=1e-4)
+        assert n["patch_id"] == patch_id(n["brain_id"], n["section_id"], n["x"], n["y"],
+                                         patch_geometry(t, s["spacing_um"], read_info(s["image_uri"]).levels))
+        on_section = [p for p in grid.values() if (p["brain_id"], p["section_id"]) == (n["brain_id"], n["section_id"])]
+        far_from_grid += min(np.hypot(p["x"] - n["x"], p["y"] - n["y"]) for p in on_section) > 0
+    assert len(nodes) > 20 and far_from_grid > len(nodes) // 2
+
+
+def test_every_mesh_vertex_near_an_in_mask_location_is_a_node_whatever_the_grid(graphs):
+    """Nodes no longer need a grid patch within reach: the vertices kept are exactly those within
+    max_node_distance_mm of an in-mask location of any section (here found independently, by a k-d tree over
+    every in-mask pixel centre in MNI; up to one mask pixel of slack either side of the limit)."""
+    cfg, _, _ = graphs
+    lake = Lake(cfg.paths.lake)
+    t, reach = cfg.tiling, cfg.graph.max_node_distance_mm
+    secs = lake.read("sections").to_pylist()
+    meshes = lake.read("graph_meshes", filters=pc.field("model_version") == RANDOM_INIT).to_pylist()
+    assert sorted(m["brain_id"] for m in meshes) == ["B01", "B02"]
+    for m in meshes:
+        points, pixel_mm = [], 0.0
+        for s in (s for s in secs if s["brain_id"] == m["brain_id"]):
+            mask, scale = section_cortex_mask(s["image_uri"], s["spacing_um"], read_info(s["image_uri"]).level_shapes,
+                                              t.mask_spacing_um, t.mask_threshold)
+            r, c = np.nonzero(mask)
+            x, y = np.floor((c + 0.5) * scale), np.floor((r + 0.5) * scale)
+            a = np.asarray(s["transform"]).reshape(4, 4)
+            points.append((np.c_[x, y, np.zeros(len(x)), np.ones(len(x))] @ a.T)[:, :3])
+            pixel_mm = max(pixel_mm, scale * s["spacing_um"] / 1000)
+        d, _ = cKDTree(np.concatenate(points)).query(np.asarray(m["vertices"]).reshape(-1, 3))
+        kept = set(m["node_vertex"])
+        assert set(np.flatnonzero(d <= reach - pixel_mm).tolist()) <= kept, m["brain_id"]
+        assert kept <= set(np.flatnonzero(d <= reach + pixel_mm).tolist()), m["brain_id"]
 
 
 def test_edges_are_symmetric_unique_within_a_brain_and_few_components(graphs):
@@ -107,15 +168,42 @@ def test_edges_are_symmetric_unique_within_a_brain_and_few_components(graphs):
         assert comps <= max(20, n // 100)
 
 
-def test_rebuilding_unchanged_brains_commits_nothing_and_a_model_without_features_is_refused(graphs, spark):
+def test_rebuilding_unchanged_brains_commits_nothing_and_a_model_without_an_encoder_is_refused(graphs, spark):
     cfg, _, _ = graphs
     lake = Lake(cfg.paths.lake)
-    v = lake.version("graph_nodes"), lake.version("graph_edges")
+    v = lake.version("graph_nodes"), lake.version("graph_edges"), lake.version("graph_meshes")
     again = run_build_graph(cfg, spark, RANDOM_INIT, **quiet)
     assert sorted(again.skipped) == ["B01", "B02"] and not again.built
-    assert (lake.version("graph_nodes"), lake.version("graph_edges")) == v
-    other = run_build_graph(cfg, spark, "never-embedded", **quiet)
-    assert set(other.failed) == {"B01", "B02"} and "jobs/embed.py --model never-embedded" in other.failed["B01"]
+    assert (lake.version("graph_nodes"), lake.version("graph_edges"), lake.version("graph_meshes")) == v
+    with pytest.raises(FileNotFoundError, match="never-trained: no trained encoder"):
+        run_build_graph(cfg, spark, "never-trained", **quiet)
+    assert (lake.version("graph_nodes"), lake.version("graph_edges"), lake.version("graph_meshes")) == v
+
+
+def test_a_brain_whose_image_cannot_be_read_where_its_nodes_are_is_that_brains_error(graphs, tmp_path):
+    """The node patches are read at the tiling level, not the mask's: a section whose level-1 tiles are
+    damaged still gives a mesh, and then fails its brain's task with the file named, as an unreadable mask
+    would; the job lists that brain and commits the others (`run_build_graph`)."""
+    cfg, _, _ = graphs
+    lake = Lake(cfg.paths.lake)
+    secs = sorted((s for s in lake.read("sections").to_pylist() if s["brain_id"] == "B02"), key=lambda s: s["section_id"])
+    bad = tmp_path / "damaged.tif"
+    shutil.copy(secs[0]["image_uri"], bad)
+    with tifffile.TiffFile(bad) as tif:  # the level node patches are cut from: 400 um (conf/test.yaml)
+        page = tif.series[0].levels[1].pages[0]
+        spans = list(zip(page.dataoffsets, page.databytecounts))
+    with open(bad, "r+b") as f:
+        for offset, n in spans:
+            f.seek(offset)
+            f.write(b"\0" * n)
+    sections = [{**{k: s[k] for k in SECTION_KEYS}, "split": "transfer"} for s in secs]
+    sections[0]["image_uri"] = str(bad)
+    atlas = Atlas(cfg.atlas)
+    area_index_of = {a["area_id"]: a["area_index"] for a in lake.read("areas").to_pylist()}
+    mdir = str(model_dir(cfg, RANDOM_INIT))
+    r = _result(BrainWork("B02", "h", sections), cfg, lambda: task_encoder(mdir, 1, "cpu"), area_index_of,
+                np.linalg.inv(atlas.affine), *atlas.bounds_mm())
+    assert r["error"].startswith(f"build_graph: {bad}: cannot read window") and "nodes" not in r
 
 
 def test_two_parallel_disks_make_one_closed_surface_between_them():

@@ -8,47 +8,40 @@ import pytest
 
 from cytolake.config import load_config
 from cytolake.graph.plan import plan_graphs
+from cytolake.tiling.geometry import assign_splits
 
 CFG = load_config(Path(__file__).resolve().parents[1] / "conf" / "test.yaml")
 M = "m1"
 
 
 def sections(*rows):
-    return pa.table({k: [r[i] for r in rows] for i, k in enumerate(
-        ["brain_id", "section_id", "status", "content_hash", "transform", "image_uri"])})
-
-
-def patches(*sec):
-    """Two patches per (brain, section)."""
-    rows = [(b, f"{b}-{s}-{i}", s, i, 0, "train", f"c{s}", "t") for b, s in sec for i in range(2)]
-    return pa.table({k: [r[i] for r in rows] for i, k in enumerate(
-        ["brain_id", "patch_id", "section_id", "x", "y", "split", "content_hash", "tiling_hash"])})
-
-
-def features(p: pa.Table) -> pa.Table:
-    return p.select(["brain_id", "patch_id", "content_hash", "tiling_hash"])
+    """(brain, section, status, content_hash, transform, annotation_uri) per section."""
+    cols = ["brain_id", "section_id", "status", "content_hash", "transform", "annotation_uri"]
+    t = pa.table({k: [r[i] for r in rows] for i, k in enumerate(cols)})
+    return t.append_column("image_uri", pa.array([f"{r[0]}/{r[1]}.tif" for r in rows]))
 
 
 def built(*pairs):
     return pa.table({"brain_id": [b for b, _ in pairs], "graph_hash": [h for _, h in pairs]})
 
 
+def with_tiling(settings, **kw):
+    return settings.model_copy(update={"tiling": settings.tiling.model_copy(update=kw)})
+
+
 class Lake:
-    """What a lake with two brains (B01: sections 1, 2; B02: section 1) holds, and its plan."""
+    """What a lake with two brains (B01: sections 1-3; B02: sections 1-2) holds, and its plan."""
 
     def __init__(self):
-        self.sections = sections(("B01", 1, "ok", "h1", "T", "u"), ("B01", 2, "ok", "h2", "T", "u"),
-                                 ("B02", 1, "ok", "h3", "T", "u"))
-        self.patches = patches(("B01", 1), ("B01", 2), ("B02", 1))
-        self.features = features(self.patches)
-        self.patch_files = ["brain_id=B01/a.parquet", "brain_id=B02/b.parquet"]
-        self.feature_files = [f"model_version={M}/brain_id=B01/f.parquet", f"model_version={M}/brain_id=B02/g.parquet"]
+        self.sections = sections(("B01", 1, "ok", "h1", "T", "a"), ("B01", 2, "ok", "h2", "T", None),
+                                 ("B01", 3, "ok", "h3", "T", "a"), ("B02", 1, "ok", "h4", "T", "a"),
+                                 ("B02", 2, "ok", "h5", "T", None))
+        self.encoder = "e1"
         self.nodes = self.meshes = built()
         self.settings = CFG
 
     def plan(self, brains=None):
-        return plan_graphs(self.settings, M, self.patches, self.features, self.sections, self.patch_files,
-                           self.feature_files, self.nodes, self.meshes, brains)
+        return plan_graphs(self.settings, M, self.encoder, self.sections, self.nodes, self.meshes, brains)
 
     def build_all(self):
         """As if every planned brain had been built and committed."""
@@ -57,12 +50,18 @@ class Lake:
         return self
 
 
-def test_an_empty_graph_table_builds_every_brain_with_its_ok_sections_and_patches():
-    p = Lake().plan()
-    assert [w.brain_id for w in p.build] == ["B01", "B02"] and not p.current and not p.not_ready
-    b01 = p.build[0]
-    assert [s["section_id"] for s in b01.sections] == [1, 2] and b01.patches.num_rows == 4
-    assert b01.patches.column_names == ["patch_id", "section_id", "x", "y", "split"]
+def test_an_empty_graph_table_builds_every_brain_with_its_ok_sections_and_their_tiling_splits():
+    lake = Lake()
+    p = lake.plan()
+    assert [w.brain_id for w in p.build] == ["B01", "B02"] and not p.current
+    want = assign_splits([(s["brain_id"], s["section_id"], bool(s["annotation_uri"]))
+                          for s in lake.sections.to_pylist()], CFG.tiling)
+    for w in p.build:
+        assert [s["section_id"] for s in w.sections] == sorted(s for b, s in want if b == w.brain_id)
+        assert {s["section_id"]: s["split"] for s in w.sections} == {s: v for (b, s), v in want.items()
+                                                                      if b == w.brain_id}
+    assert {s["split"] for s in p.build[1].sections} == {"transfer"}  # conf/test.yaml: B02 is held out
+    assert {s["split"] for s in p.build[0].sections} == {"train", "test"}
 
 
 def test_unchanged_inputs_build_nothing():
@@ -70,48 +69,49 @@ def test_unchanged_inputs_build_nothing():
     assert p.build == [] and p.current == ["B01", "B02"]
 
 
-def test_a_changed_feature_file_rebuilds_only_that_brain():
+def test_a_retrained_encoder_rebuilds_every_brain():
     lake = Lake().build_all()
-    lake.feature_files = [lake.feature_files[0], f"model_version={M}/brain_id=B02/new.parquet"]
-    p = lake.plan()
-    assert [w.brain_id for w in p.build] == ["B02"] and p.current == ["B01"]
+    lake.encoder = "e2"
+    assert [w.brain_id for w in lake.plan().build] == ["B01", "B02"]
 
 
-def test_a_changed_patch_file_or_section_image_rebuilds_only_that_brain():
+def test_a_changed_section_image_or_transform_rebuilds_only_that_brain():
     lake = Lake().build_all()
-    lake.patch_files = ["brain_id=B01/new.parquet", "brain_id=B02/b.parquet"]
-    assert [w.brain_id for w in lake.plan().build] == ["B01"]
-    lake = Lake().build_all()
-    lake.sections = sections(("B01", 1, "ok", "h1", "T", "u"), ("B01", 2, "ok", "h2", "T", "u"),
-                             ("B02", 1, "ok", "changed", "T", "u"))
+    lake.sections = lake.sections.set_column(3, "content_hash", pa.array(["h1", "h2", "h3", "changed", "h5"]))
     assert [w.brain_id for w in lake.plan().build] == ["B02"]
-
-
-def test_feature_files_of_another_model_do_not_count():
     lake = Lake().build_all()
-    lake.feature_files = lake.feature_files + ["model_version=other/brain_id=B01/x.parquet"]
-    assert lake.plan().build == []
+    lake.sections = lake.sections.set_column(4, "transform", pa.array(["T", "T2", "T", "T", "T"]))
+    assert [w.brain_id for w in lake.plan().build] == ["B01"]
+
+
+@pytest.mark.parametrize("change", [dict(patch_px=32), dict(spacing_um=800.0), dict(mask_spacing_um=400.0),
+                                    dict(mask_threshold=200 if CFG.tiling.mask_threshold != 200 else 100)])
+def test_changed_tiling_geometry_rebuilds_every_brain(change):
+    """Node patches are cut with the tiling geometry: another patch size or spacing changes every node."""
+    lake = Lake().build_all()
+    lake.settings = with_tiling(CFG, **change)
+    assert [w.brain_id for w in lake.plan().build] == ["B01", "B02"]
+
+
+def test_a_changed_split_rebuilds_only_the_brains_whose_sections_change_split():
+    lake = Lake().build_all()
+    lake.settings = with_tiling(CFG, transfer_brains=("B01", "B02"))
+    assert [w.brain_id for w in lake.plan().build] == ["B01"]
+    assert {s["split"] for s in lake.plan().build[0].sections} == {"transfer"}
 
 
 def test_changed_graph_settings_rebuild_every_brain():
     lake = Lake().build_all()
     lake.settings = CFG.model_copy(update={"graph": CFG.graph.model_copy(update={"voxel_mm": 0.5})})
     assert [w.brain_id for w in lake.plan().build] == ["B01", "B02"]
-    lake.settings = CFG.model_copy(update={"tiling": CFG.tiling.model_copy(
-        update={"mask_threshold": 200 if CFG.tiling.mask_threshold != 200 else 100})})
-    assert [w.brain_id for w in lake.plan().build] == ["B01", "B02"]
 
 
-def test_a_removed_section_rebuilds_its_brain_without_its_nodes():
+def test_a_removed_section_rebuilds_its_brain_without_it():
     lake = Lake().build_all()
-    lake.sections = sections(("B01", 1, "ok", "h1", "T", "u"), ("B01", 2, "failed", "h2", "T", "u"),
-                             ("B02", 1, "ok", "h3", "T", "u"))
-    lake.patches = patches(("B01", 1), ("B02", 1))  # tile dropped the failed section's patches
-    lake.features = features(lake.patches)
+    lake.sections = lake.sections.set_column(2, "status", pa.array(["ok", "error", "ok", "ok", "ok"]))
     p = lake.plan()
     assert [w.brain_id for w in p.build] == ["B01"]
-    w = p.build[0]
-    assert [s["section_id"] for s in w.sections] == [1] and set(w.patches["section_id"].to_pylist()) == {1}
+    assert [s["section_id"] for s in p.build[0].sections] == [1, 3]
 
 
 def test_a_graph_without_its_mesh_is_rebuilt():
@@ -120,19 +120,9 @@ def test_a_graph_without_its_mesh_is_rebuilt():
     assert [w.brain_id for w in lake.plan().build] == ["B01"]
 
 
-def test_a_brain_with_patches_lacking_features_is_not_ready_and_names_the_count():
-    lake = Lake()
-    lake.features = lake.features.slice(1)  # one B01 patch without features of the model
-    p = lake.plan()
-    assert [w.brain_id for w in p.build] == ["B02"]
-    assert p.not_ready["B01"].startswith(f"1 of 4 patches have no current features for model {M}")
-
-
-def test_features_of_an_older_tiling_do_not_count():
-    lake = Lake()
-    lake.features = lake.features.set_column(3, "tiling_hash", pa.array(["old"] * lake.features.num_rows))
-    p = lake.plan()
-    assert p.build == [] and set(p.not_ready) == {"B01", "B02"}
+def test_the_hash_is_per_model():
+    lake = Lake().build_all()
+    assert plan_graphs(lake.settings, "m2", lake.encoder, lake.sections, lake.nodes, lake.meshes).current == []
 
 
 @pytest.mark.parametrize("brains, want", [(["B02"], ["B02"]), (None, ["B01", "B02"]), (["B09"], [])])

@@ -142,10 +142,8 @@ def test_graph_nodes_and_mesh_are_reconstructed_in_brain_space_then_warped(warpe
     lake = Lake(cfg.paths.lake)
     atlas = Atlas(cfg.atlas)
     areas = lake.read("areas").to_pylist()
-    secs = [s for s in lake.read("sections").to_pylist() if s["brain_id"] == "B01"]
-    patches = lake.read("patches", ["brain_id", "patch_id", "section_id", "x", "y", "split"]).to_pylist()
-    patches = pa.Table.from_pylist([{k: v for k, v in p.items() if k != "brain_id"} for p in patches if p["brain_id"] == "B01"])
-    args = (patches, cfg.graph, cfg.tiling, {a["area_id"]: a["area_index"] for a in areas},
+    secs = [{**s, "split": "train"} for s in lake.read("sections").to_pylist() if s["brain_id"] == "B01"]
+    args = (cfg.graph, cfg.tiling, {a["area_id"]: a["area_index"] for a in areas},
             np.linalg.inv(atlas.affine), *atlas.bounds_mm())
     warped_g = brain_graph("B01", secs, *args)
     plain = brain_graph("B01", [{**s, "warp_uri": None} for s in secs], *args)

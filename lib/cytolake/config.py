@@ -173,8 +173,8 @@ class GraphSettings(Strict):
     fill_mm: Annotated[float, Field(ge=0)] = 2.0  # closing radius that makes the cortex ribbon a solid
     smoothing_iterations: Annotated[int, Field(ge=0)] = 10  # Taubin smoothing of the marching-cubes mesh
     vertex_spacing_mm: Annotated[float, Field(gt=0)] = 2.0  # node density: the mesh is decimated to about this
-    max_node_distance_mm: Annotated[float, Field(gt=0)] = 4.0  # vertex -> nearest in-mask image location
-    max_patch_distance_mm: Annotated[float, Field(gt=0)] = 1.0  # image location -> nearest patch (its features)
+    # vertex -> nearest in-mask image location, where its node's patch is cut (further: no node)
+    max_node_distance_mm: Annotated[float, Field(gt=0)] = 4.0
 
 
 class GnnSettings(Strict):

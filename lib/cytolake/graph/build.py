@@ -6,12 +6,11 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
 
 from cytolake.atlas.corners import corner_columns, trilinear_corners
 from cytolake.config import GraphSettings, TilingSettings
 from cytolake.graph.mesh import SectionPlane, components, mesh_edges, reconstruct, surface_mesh
-from cytolake.graph.nodes import nearest_locations, nearest_patches
+from cytolake.graph.nodes import nearest_locations
 from cytolake.io.images import read_info
 from cytolake.io.labels import labels_at
 from cytolake.io.warps import warp_points
@@ -47,14 +46,15 @@ def canonical(xyz: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return (2 * (xyz - lo) / (hi - lo) - 1).astype(np.float32)
 
 
-def brain_graph(brain_id: str, sections: list[dict], patches: pa.Table, g: GraphSettings, t: TilingSettings,
+def brain_graph(brain_id: str, sections: list[dict], g: GraphSettings, t: TilingSettings,
                 area_index_of: dict[int, int], inv_affine: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict:
-    """One brain's nodes (rows with trilinear pmap corners, without pmap and features) and edges.
+    """One brain's nodes (rows with trilinear pmap corners, without pmap, patch and features) and edges.
 
-    `sections`: the brain's ok sections (section_id, image_uri, spacing_um, transform, annotation_uri and
-    optionally warp_uri, warp_format); `patches`: its patches (patch_id, section_id, x, y, split). Returns a
-    dict with nodes, src, dst, vertices, components, seconds, and the mesh: mesh_vertices (n, 3, MNI mm),
-    mesh_faces (m, 3), node_vertex (the mesh vertex of each node).
+    `sections`: the brain's ok sections (section_id, image_uri, spacing_um, transform, annotation_uri,
+    split and optionally warp_uri, warp_format). Every mesh vertex within `g.max_node_distance_mm` of an
+    in-mask image location becomes a node there, whatever the tiling grid: its features are taken at that
+    location (`graph/features.py`). Returns a dict with nodes, src, dst, vertices, components, seconds, and
+    the mesh: mesh_vertices (n, 3, MNI mm), mesh_faces (m, 3), node_vertex (the mesh vertex of each node).
 
     With a warp the sections are planes of the brain's own space, so the surface is reconstructed there
     and its vertices and the nodes' image locations are then taken to MNI through the warp.
@@ -71,13 +71,7 @@ def brain_graph(brain_id: str, sections: list[dict], patches: pa.Table, g: Graph
     vol, origin = reconstruct(planes, g.voxel_mm, g.fill_mm)
     verts, faces = surface_mesh(vol, origin, g.voxel_mm, g.smoothing_iterations, g.vertex_spacing_mm)
     loc = nearest_locations(verts, planes, g.max_node_distance_mm)
-
-    pt = patches.to_pydict()
-    sec_col, rows_all = np.asarray(pt["section_id"]), np.arange(patches.num_rows)
-    per_section = {sid: (np.c_[np.asarray(pt["x"])[sec_col == sid], np.asarray(pt["y"])[sec_col == sid]],
-                         rows_all[sec_col == sid]) for sid in np.unique(sec_col).tolist()}
-    patch_row = nearest_patches(loc, planes, per_section, g.max_patch_distance_mm)
-    graph = graph_from_mesh(faces, len(verts), patch_row >= 0)
+    graph = graph_from_mesh(faces, len(verts), loc.plane >= 0)
 
     v = graph.vertex
     section_ids = np.array([planes[k].section_id for k in loc.plane[v]], np.int64)
@@ -92,7 +86,7 @@ def brain_graph(brain_id: str, sections: list[dict], patches: pa.Table, g: Graph
     can = canonical(ref, lo, hi)
     nodes = [{
         "brain_id": brain_id, "node_id": n, "section_id": int(section_ids[n]), "x": int(loc.x[vi]), "y": int(loc.y[vi]),
-        "patch_id": pt["patch_id"][patch_row[vi]], "label": labels[n], "split": pt["split"][patch_row[vi]],
+        "label": labels[n], "split": by_id[int(section_ids[n])]["split"],
         "vertex_xyz": verts[vi].tolist(), "ref_xyz": ref[n].tolist(), "canonical_xyz": can[n].tolist(),
         **{c: col[n] for c, col in corners.items()},
     } for n, vi in enumerate(v.tolist())]

@@ -1,5 +1,5 @@
 """Mesh vertices -> nodes: each vertex is tied to the nearest image location inside a section's cortex
-mask, and that location to the nearest patch (whose embedding becomes the node's features)."""
+mask; the node's features are then taken from a patch centred there (`graph/features.py`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import distance_transform_edt
-from scipy.spatial import cKDTree
 
 from cytolake.graph.mesh import SectionPlane
 
@@ -51,21 +50,3 @@ def nearest_locations(verts: np.ndarray, planes: list[SectionPlane], max_distanc
         best.xyz[idx], best.distance[idx] = xyz[better], dist[better]
     best.plane[best.distance > max_distance_mm] = -1
     return best
-
-
-def nearest_patches(loc: Locations, planes: list[SectionPlane], patches: dict[int, tuple[np.ndarray, np.ndarray]],
-                    max_distance_mm: float) -> np.ndarray:
-    """Per vertex, the row (into that section's patch arrays) of the nearest patch centre within reach, else -1.
-
-    `patches` maps a section id to (level-0 centres (n, 2), their row numbers in the caller's table).
-    """
-    out = np.full(len(loc.plane), -1, np.int64)
-    for k, p in enumerate(planes):
-        sel = np.flatnonzero(loc.plane == k)
-        if not len(sel) or p.section_id not in patches:
-            continue
-        centres, rows = patches[p.section_id]
-        dist, j = cKDTree(centres).query(np.c_[loc.x[sel], loc.y[sel]])
-        ok = dist * np.linalg.norm(p.affine[:3, 0]) <= max_distance_mm
-        out[sel[ok]] = rows[j[ok]]
-    return out

@@ -1,4 +1,9 @@
-"""Stage B of tiling, one Spark task per window block: read the block once at the patch level, cut the patches."""
+"""Stage B of tiling, one Spark task per window block: read the block once at the patch level, cut the patches.
+
+The one place where a patch is cut: the tile job cuts its grid here, and build_graph cuts a patch centred
+at each of its nodes here too (`graph/features.py`), so a node's patch and the training patches share the
+level, window, resampling and block-wise reads.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,25 @@ import pyarrow as pa
 
 from cytolake.io.images import LevelReader
 from cytolake.schemas import schema
-from cytolake.tiling.geometry import window_origin
+from cytolake.tiling.geometry import PatchGeometry, window_origin
 
 BLOCK = ["brain_id", "section_id", "block"]
+
+
+def window_columns(image_uri: str, xs: np.ndarray, ys: np.ndarray, g: PatchGeometry, block_px: int) -> dict[str, pa.Array]:
+    """What `cut_patches` needs besides brain_id, section_id and the centres to cut a patch at each level-0
+    centre (xs, ys) of one section: its image, the level and window read there, the patch size (height,
+    width) and the window block (`block_px` level-0 pixels a side) that groups the reads."""
+    n, xs, ys = len(xs), np.asarray(xs, np.int64), np.asarray(ys, np.int64)
+
+    def repeat(value, type_):
+        return pa.repeat(pa.scalar(value, type_), n)
+
+    return {"image_uri": repeat(image_uri, pa.string()), "level": repeat(g.level, pa.int32()),
+            "window_px": repeat(g.window_px, pa.int32()), "height": repeat(g.patch_px, pa.int32()),
+            "width": repeat(g.patch_px, pa.int32()),
+            "block": pa.array([f"{x // block_px}_{y // block_px}" for x, y in zip(xs.tolist(), ys.tolist())],
+                              pa.string())}
 
 
 def resample(window: np.ndarray, size: int) -> np.ndarray:
@@ -66,11 +87,18 @@ def cut_blocks(blocks: Iterator[pa.Table]) -> Iterator[pa.Table]:
             reader.close()
 
 
+def cut_patches(centres: pa.Table) -> Iterator[pa.Table]:
+    """The centres (rows with brain_id, section_id, x, y and the `window_columns`; other columns ride
+    along) with their `image` column, block by block in (brain, section, block) order: the pixels of one
+    block at a time, never a whole section's."""
+    return cut_blocks(blocks_of(centres))
+
+
 def read_patches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """mapInArrow body: centre rows (with pmap) in, patch rows of the `patches` schema out, block by block."""
     target = schema("patches").arrow()
     batches = list(batches)
     if not batches:
         return
-    for patches in cut_blocks(blocks_of(pa.Table.from_batches(batches))):
+    for patches in cut_patches(pa.Table.from_batches(batches)):
         yield from patches.select(target.names).cast(target).to_batches()

@@ -17,6 +17,7 @@ from cytolake.io.warps import warp_points
 from cytolake.schemas import schema
 from cytolake.tiling.geometry import grid_centres, patch_geometry, patch_id
 from cytolake.tiling.mask import section_cortex_mask
+from cytolake.tiling.patches import window_columns
 
 
 def centre_schema() -> pa.Schema:
@@ -60,7 +61,7 @@ def section_centres(sec: dict, t: TilingSettings, split: str, inv_affine: np.nda
         return out.empty_table(), f"tiling: {e}"
     except MemoryError:
         return out.empty_table(), f"tiling: {uri}: out of memory finding the patch centres"
-    n, block = len(xy), t.block_px
+    n = len(xy)
     b, sid = sec["brain_id"], sec["section_id"]
     xs, ys = xy[:, 0].tolist(), xy[:, 1].tolist()
     cols = {
@@ -68,13 +69,9 @@ def section_centres(sec: dict, t: TilingSettings, split: str, inv_affine: np.nda
         "brain_id": _repeat(b, n, pa.string()), "section_id": _repeat(sid, n, pa.int32()),
         "x": pa.array(xy[:, 0], pa.int32()), "y": pa.array(xy[:, 1], pa.int32()), "split": _repeat(split, n, pa.string()),
         "label": pa.array(labels, pa.int32()), "spacing_um": _repeat(g.spacing_um, n, pa.float32()),
-        "height": _repeat(g.patch_px, n, pa.int32()), "width": _repeat(g.patch_px, n, pa.int32()),
         "content_hash": _repeat(sec["content_hash"], n, pa.string()), "tiling_hash": _repeat(th, n, pa.string()),
         "ref_xyz": list_array(np.asarray(xyz, np.float64), pa.float64()),
-        "image_uri": _repeat(uri, n, pa.string()), "level": _repeat(g.level, n, pa.int32()),
-        "window_px": _repeat(g.window_px, n, pa.int32()),
-        "block": pa.array([f"{x // block}_{y // block}" for x, y in zip(xs, ys)], pa.string()),
-        **corner_arrays(idx, w),
+        **window_columns(uri, xy[:, 0], xy[:, 1], g, t.block_px), **corner_arrays(idx, w),
     }
     return pa.Table.from_pydict(cols, schema=out), None
 
