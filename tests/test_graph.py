@@ -7,6 +7,7 @@ import pyarrow.compute as pc
 import pytest
 import tifffile
 import torch
+from scipy.ndimage import distance_transform_edt
 from scipy.spatial import cKDTree
 
 from cytolake.atlas.pmaps import Atlas
@@ -78,16 +79,23 @@ def test_nodes_lie_in_the_cortex_mask_near_their_vertex_in_their_sections_split(
     nodes = nodes_of(cfg).to_pandas()
     assert len(nodes) > 1000
     g, t = cfg.graph, cfg.tiling
+    edge = []
     for (b, sid), grp in nodes.groupby(["brain_id", "section_id"]):
         s = secs[(b, sid)]
         mask, scale = section_cortex_mask(s["image_uri"], s["spacing_um"], read_info(s["image_uri"]).level_shapes,
                                           t.mask_spacing_um, t.mask_threshold)
-        assert mask[(grp.y // scale).astype(int), (grp.x // scale).astype(int)].all(), (b, sid)
+        r, c = (grp.y // scale).astype(int), (grp.x // scale).astype(int)
+        assert mask[r, c].all(), (b, sid)
+        # moved into the cortex from its edge (graph.node_depth_mm): few nodes lie on the mask's last pixel,
+        # where every node lay when tied to the nearest in-mask pixel of an outer surface
+        edge.append((distance_transform_edt(mask)[r, c] <= 1).mean())
         a = np.asarray(s["transform"]).reshape(4, 4)
         ref = np.c_[grp.x, grp.y, np.zeros(len(grp)), np.ones(len(grp))] @ a[:3].T
         np.testing.assert_allclose(np.stack(grp.ref_xyz), ref, atol=1e-6)
-        assert (np.linalg.norm(np.stack(grp.vertex_xyz) - ref, axis=1) <= g.max_node_distance_mm + 1e-9).all()
+        reach = g.max_node_distance_mm + g.node_depth_mm
+        assert (np.linalg.norm(np.stack(grp.vertex_xyz) - ref, axis=1) <= reach + 1e-9).all()
         assert set(grp.split) == {split_of[(b, sid)]}  # the split its section's training patches have
+    assert g.node_depth_mm > 0 and np.mean(edge) < 0.25, edge
     assert all(len(v) == 512 for v in nodes.features[:50])  # conf/test.yaml: ResNet-18
     assert all(len(v) == 103 for v in nodes.pmap[:50])
     can = np.stack(nodes.canonical_xyz)

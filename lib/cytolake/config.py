@@ -175,6 +175,9 @@ class GraphSettings(Strict):
     vertex_spacing_mm: Annotated[float, Field(gt=0)] = 2.0  # node density: the mesh is decimated to about this
     # vertex -> nearest in-mask image location, where its node's patch is cut (further: no node)
     max_node_distance_mm: Annotated[float, Field(gt=0)] = 4.0
+    # how far into the cortex a node's image location is moved from the mask's edge: half the human cortex's
+    # mean thickness (about 2.5 mm), so a node's patch is centred mid-cortex and spans its laminae
+    node_depth_mm: Annotated[float, Field(ge=0)] = 1.25
 
 
 class GnnSettings(Strict):

@@ -70,7 +70,7 @@ def brain_graph(brain_id: str, sections: list[dict], g: GraphSettings, t: Tiling
         by_id[s["section_id"]] = {**s, "width": info.width}
     vol, origin = reconstruct(planes, g.voxel_mm, g.fill_mm)
     verts, faces = surface_mesh(vol, origin, g.voxel_mm, g.smoothing_iterations, g.vertex_spacing_mm)
-    loc = nearest_locations(verts, planes, g.max_node_distance_mm)
+    loc = nearest_locations(verts, planes, g.max_node_distance_mm, g.node_depth_mm)
     graph = graph_from_mesh(faces, len(verts), loc.plane >= 0)
 
     v = graph.vertex
