@@ -100,7 +100,7 @@ def _finite(xfm, path: Path):
         values = step._field if dense else getattr(step, "matrix", None)  # the field as loaded: positions + deltas
         if values is None:
             continue
-        bad = ~np.isfinite(np.asarray(values, np.float64))
+        bad = ~np.isfinite(values)
         if not bad.any():
             continue
         if dense:
