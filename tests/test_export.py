@@ -109,3 +109,34 @@ def test_cytolake_export_writes_the_same_maps_to_a_named_folder(evaluated, tmp_p
             assert all(np.array_equal(x, y) for x, y in zip(nib.load(f).agg_data(), nib.load(b).agg_data())), a
         else:
             assert f.read_text() == b.read_text(), a
+
+
+def test_an_export_killed_midway_leaves_no_folder_and_a_rerun_writes_it_whole(evaluated, tmp_path):
+    """SIGKILLed after some of its files are written: the folder is complete or absent (never a cut file or a
+    partial set under the final names), and the next export writes it whole and clears what the dead one left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    cfg, path, _ = evaluated
+    out, marker = tmp_path / "maps", tmp_path / "paused"
+    conf = str(write_config(cfg, tmp_path / "cfg.yaml"))
+    args = ["--config", conf, "export", "--model", MODELS[0], "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "helpers" / "pause_mid_export.py"), str(marker), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not marker.exists():
+        assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert marker.exists() and not out.exists(), sorted(p.name for p in out.iterdir())
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (path.parent / "maps").iterdir())
+    for html in out.glob("*.html"):  # whole: nilearn's view is a page inside an iframe's srcdoc
+        assert html.read_text().rstrip().endswith(("</html>", "</iframe>")), html
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.yaml", "maps", "paused"]  # the dead run's files gone

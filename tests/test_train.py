@@ -142,3 +142,20 @@ def test_every_memory_layout_computes_the_same_features(layout):
                                       "contiguous": (False, False)}[layout]
     with pytest.raises(ValueError, match="unknown layout"):
         with_layout(model, "nhwc")
+
+
+def test_a_run_resumed_after_a_kill_lists_each_step_once_in_metrics_csv(tiled_lake):
+    """A run killed between two checkpoints has logged steps its checkpoint does not hold; resumed, it does them
+    again. metrics.csv (the report's loss curves) follows the checkpoint: each step once, its last value."""
+    import csv
+    import shutil
+
+    cfg = with_train(tiled_lake, model_version="resumed-twice", max_steps=4, checkpoint_every=2)
+    out = Path(cfg.paths.models) / "resumed-twice"
+    run_train_contrastive(with_train(cfg, max_steps=2), Single(), log=lambda *a: None)
+    shutil.copy(out / "checkpoint.pt", out / "at-step-2.pt")
+    run_train_contrastive(cfg, Single(), log=lambda *a: None)  # steps 3 and 4 logged, checkpoint at 4
+    shutil.copy(out / "at-step-2.pt", out / "checkpoint.pt")  # as a kill before that checkpoint leaves it
+    run_train_contrastive(cfg, Single(), log=lambda *a: None)
+    steps = [int(r["step"]) for r in csv.DictReader(open(out / "metrics.csv"))]
+    assert steps == [1, 2, 3, 4]

@@ -10,8 +10,9 @@
     cytolake [--config conf/local.yaml] export [--model VERSION] [--out DIR] [--brains B01 ...] [--no-html]
 
 Exit codes: 0 all good; 1 failed (a SQL error, a query stopped by a limit, a damaged table found by `check`
-or `tables`, `maintain` refused on a damaged table); 2 bad arguments or config, or a query that is not read-only;
-4 the lake is locked by another run.
+or `tables`, `maintain` refused on a damaged table); 2 bad arguments or config (`paths.lake` not a lake folder
+included), or a query that is not read-only; 4 the lake is locked by another run; 141 the reader of `sql`'s
+output closed it early (`| head`), quietly.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from cytolake.lake.check import LakeDamaged, check_lake
 from cytolake.lake.maintain import maintain
 from cytolake.lake.sql import QueryStopped, ReadOnlyError, query
 from cytolake.report import print_check, print_maintenance, print_result, print_tables
-from cytolake.runner import (EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, add_config_argument, add_wait_argument, lake_writer,
-                             settings)
+from cytolake.runner import (EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, add_config_argument, add_wait_argument,
+                             existing_lake, lake_writer, settings, stdout_closed)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return _landing(cfg, a)
     if a.command == "export":
         return _export(cfg, a)
-    lake = Lake(cfg.paths.lake)
+    lake = existing_lake(cfg)
     if a.command == "tables":
         return EXIT_FAILED if print_tables(lake) else 0
     if a.command == "check":
@@ -121,6 +122,8 @@ def _sql(a, cfg, lake: Lake) -> int:
     except QueryStopped as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:  # the reader has all it wants (`| head`)
+        return stdout_closed()
     except Exception as e:  # a SQL error: say what the engine said, no traceback
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_FAILED

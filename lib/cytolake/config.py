@@ -263,15 +263,51 @@ def _describe(err: ValidationError, path: Path) -> str:
     return "\n".join(lines)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key repeated in one mapping. YAML itself keeps the last of two equal
+    keys without a word, so a second `tiling:` block would silently replace the first."""
+
+    def construct_document(self, node):
+        _refuse_repeated_keys(node, "")
+        return super().construct_document(node)
+
+
+def _refuse_repeated_keys(node: yaml.Node, where: str) -> None:
+    """ConfigError naming the dotted key and both lines where a mapping under `node` repeats a key."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            path = f"{where}.{key}" if where else key
+            if key != "<<":  # a merge key's values may be overridden, that is what it is for
+                if key in seen:
+                    raise ConfigError(f"{path} is given twice (line {seen[key]} and line {key_node.start_mark.line + 1}); "
+                                      "YAML would keep the last one without a word")
+                seen[key] = key_node.start_mark.line + 1
+            _refuse_repeated_keys(value_node, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_repeated_keys(item, f"{where}[{i}]")
+
+
+def _read_yaml(path: Path):
+    try:
+        return yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
 def load_config(path: str | Path) -> Settings:
-    """Read and validate a YAML config; raises ConfigError naming the file and the bad keys."""
+    """Read and validate a YAML config; raises ConfigError naming the file and the bad keys. A key given twice
+    and an empty file are errors (an empty file is more likely a mistake than a wish for every default)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    raw = _read_yaml(path)
+    if raw is None:
+        raise ConfigError(f"{path}: the config file is empty (write `{{}}` for every default)")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping of sections")
     if "source" in raw:

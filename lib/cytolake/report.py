@@ -11,6 +11,7 @@ import csv
 import datetime as _dt
 import decimal
 import json
+import math
 import sys
 from collections.abc import Iterator
 
@@ -85,7 +86,23 @@ def print_check(problems: dict[str, list], console: Console | None = None) -> No
             console.print(Text(str(p)))
 
 
+def iso_duration(months: int, days: int, nanoseconds: int) -> str:
+    """An SQL interval as an ISO 8601 duration (`P1M2DT3.5S`, `PT0S` when zero). Months and days stay apart
+    from the seconds: how long they are depends on the date they are added to."""
+    date = (f"{months}M" if months else "") + (f"{days}D" if days else "")
+    s, ns = divmod(abs(nanoseconds), 10**9)
+    seconds = ("-" if nanoseconds < 0 else "") + f"{s}.{ns:09d}".rstrip("0").rstrip(".")
+    time = f"T{seconds}S" if nanoseconds else ""
+    return f"P{date}{time}" if date or time else "PT0S"
+
+
 def _json_value(v):
+    """A query value as strict JSON's: non-finite floats (NaN, +-Infinity, which JSON has no words for) become
+    null, intervals ISO 8601 durations, bytes base64, dates ISO text."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, pa.MonthDayNano):
+        return iso_duration(v.months, v.days, v.nanoseconds)
     if isinstance(v, (bytes, bytearray)):
         return base64.b64encode(v).decode()
     if isinstance(v, (_dt.datetime, _dt.date, _dt.time)):
@@ -104,8 +121,10 @@ def _text_value(v) -> str:
         return ""
     if isinstance(v, (bytes, bytearray)):
         return base64.b64encode(v).decode()
+    if isinstance(v, pa.MonthDayNano):
+        return _json_value(v)
     if isinstance(v, (list, tuple, dict)):
-        return json.dumps(_json_value(v))
+        return json.dumps(_json_value(v), allow_nan=False)
     return str(v)
 
 
@@ -166,7 +185,7 @@ def print_result(columns: list[str], batches: Iterator[pa.RecordBatch], fmt: str
         if fmt == "csv":
             w.writerow([_text_value(v) for v in row])
         else:
-            out.write(json.dumps({k: _json_value(v) for k, v in zip(keys, row)}, default=str) + "\n")
+            out.write(json.dumps({k: _json_value(v) for k, v in zip(keys, row)}, default=str, allow_nan=False) + "\n")
         n += 1
     out.flush()
     return n, more

@@ -19,6 +19,8 @@ NMI (evaluate's own choice, and what it passes when it exports). Rules, the same
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,7 +103,8 @@ def run_export(settings: Settings, out: Path | None = None, model: str | None = 
                clusters: tuple[np.ndarray, int] | None = None, html: bool = True, log=print) -> Export:
     """Write the maps of every brain (or `brains`) of `model` (default `train.model_version`) under `out`
     (default `paths.reports/maps-<run id>`). `clusters`: a per-node assignment and its k, when the caller
-    (evaluate) already has them. Reads the lake only."""
+    (evaluate) already has them. Reads the lake only. Everything is written beside `out` first and renamed into
+    it at the end: an export killed midway leaves no file under `out` (`_work_folder`, `_publish`)."""
     from cytolake.gnn.data import load_graphs
     from cytolake.gnn.job import run_id
 
@@ -115,20 +118,61 @@ def run_export(settings: Settings, out: Path | None = None, model: str | None = 
     meshes = meshes_to_export(model, gs.graph_hashes, lake.read(
         "graph_meshes", filters=pc.field("model_version") == model), brains)
     out = Path(out or Path(settings.paths.reports) / f"maps-{rid}")
-    out.mkdir(parents=True, exist_ok=True)
-    result = Export(out, rid, k)
-    result.files["tables"], area_rows, cluster_rows = _label_tables(lake, out, k)
-    atlas = Atlas(settings.atlas)
-    for b, m in meshes.items():
-        on = gs.brain == b
-        per_node = {"predicted": predicted[on], "truth": gs.area_label[on], "pmap_argmax": gs.pmap[on].argmax(1),
-                    "clusters": assign[on]}
-        result.files[b] = _brain_files(out, b, m, per_node, area_rows, cluster_rows, atlas,
-                                       settings.export.max_distance_mm,
-                                       f"{b}: predicted areas ({kind}, {model})" if html else None)
-        log(f"  {b}: {m['n_vertices']} vertices, {int(on.sum())} nodes -> {len(result.files[b])} files")
+    work = _work_folder(out)
+    try:
+        result = Export(out, rid, k)
+        result.files["tables"], area_rows, cluster_rows = _label_tables(lake, work, k)
+        atlas = Atlas(settings.atlas)
+        for b, m in meshes.items():
+            on = gs.brain == b
+            per_node = {"predicted": predicted[on], "truth": gs.area_label[on], "pmap_argmax": gs.pmap[on].argmax(1),
+                        "clusters": assign[on]}
+            result.files[b] = _brain_files(work, b, m, per_node, area_rows, cluster_rows, atlas,
+                                           settings.export.max_distance_mm,
+                                           f"{b}: predicted areas ({kind}, {model})" if html else None)
+            log(f"  {b}: {m['n_vertices']} vertices, {int(on.sum())} nodes -> {len(result.files[b])} files")
+        _publish(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    result.files = {key: [out / Path(p).name for p in files] for key, files in result.files.items()}
     log(f"export: {out}")
     return result
+
+
+def _work_folder(out: Path) -> Path:
+    """A fresh hidden folder beside `out` (`.<name>.part-<pid>`) to write the export into, so that `out` never
+    holds a cut file or part of a set; the folders of exports that died there (their process gone) are removed."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for old in out.parent.glob(f".{out.name}.part-*"):
+        pid = old.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    work = out.parent / f".{out.name}.part-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    return work
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _publish(work: Path, out: Path) -> None:
+    """The finished export under its name: the folder renamed in one step when `out` is new, else each file
+    renamed into it (a folder the caller named may hold other files), and the work folder removed."""
+    if not out.exists():
+        os.rename(work, out)
+        return
+    for f in sorted(work.iterdir()):
+        os.replace(f, out / f.name)
+    work.rmdir()
 
 
 def report_section(e: Export, relative_to: Path) -> str:

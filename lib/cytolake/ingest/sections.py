@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from cytolake.io.files import content_hash, signature
-from cytolake.io.images import ImageError, read_info
+from cytolake.io.images import ImageError, is_ome_zarr, read_info
 from cytolake.io.manifest import Entry
 from cytolake.io.warps import WarpError, infer_format, load_warp, map_points, warp_hash
 
@@ -78,6 +78,19 @@ def _same_aspect(w: int, h: int, aw: int, ah: int) -> bool:
     return abs(ah * scale - h) <= scale + 0.01 * h
 
 
+def _label_image_error(path, ann) -> str | None:
+    """What keeps an annotation from being read as a label image (one channel of integer atlas ids + 1, a TIFF:
+    tiling reads the label under each patch centre from it), None when nothing does."""
+    if is_ome_zarr(path):
+        return "annotation is an OME-Zarr folder; label images are read as TIFF"
+    if ann.channels != 1:
+        return (f"annotation has {ann.channels} channels (an RGB image); a label image has one, whose values are "
+                "the atlas volume index + 1")
+    if not np.issubdtype(np.dtype(ann.dtype), np.integer):
+        return f"annotation dtype is {ann.dtype}; a label image holds integers (the atlas volume index + 1)"
+    return None
+
+
 def inspect_section(entry: Entry, prev: dict | None, checks: Checks, now: datetime | None = None,
                     hash_content: bool = True) -> dict:
     """The `sections` row for a manifest entry. `prev` is the registered row, whose hash is reused when
@@ -125,6 +138,8 @@ def inspect_section(entry: Entry, prev: dict | None, checks: Checks, now: dateti
             ann = read_info(entry.annotation)
         except ImageError as e:
             return fail(f"annotation: {e}")
+        if (msg := _label_image_error(entry.annotation, ann)) is not None:
+            return fail(f"{entry.annotation}: {msg}")
         if not _same_aspect(info.width, info.height, ann.width, ann.height):
             return fail(f"{entry.annotation}: annotation aspect {ann.width}x{ann.height} does not match the image's "
                         f"{info.width}x{info.height}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import xxhash
@@ -28,3 +29,15 @@ def signature(path: str | Path) -> tuple[int, int]:
     """(total size, newest mtime in ns): unchanged means the content hash can be reused."""
     stats = [p.stat() for p in _members(Path(path))]
     return sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)
+
+
+def special_file(path: str | Path) -> str | None:
+    """What `path` is when it is neither a regular file nor a folder (`a FIFO`, `a socket`, `a device`), else
+    None. Such a path is refused before it is opened: opening a FIFO waits for a writer that may never come."""
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from cytolake.io.files import special_file
+
 
 class ImageError(ValueError):
     """An image that cannot be used; the message names the file and the problem."""
@@ -155,6 +157,8 @@ def read_info(path: str | Path) -> ImageInfo:
     path = Path(path)
     if not path.exists():
         raise ImageError(f"{path}: image file not found")
+    if (kind := special_file(path)) is not None:
+        raise ImageError(f"{path}: not a regular file ({kind}); not opened")
     try:
         return _zarr_info(path) if is_ome_zarr(path) else _tiff_info(path)
     except ImageError:

@@ -7,6 +7,9 @@ from __future__ import annotations
 import numpy as np
 import tifffile
 
+from cytolake.io.files import special_file
+from cytolake.io.images import ImageError
+
 
 def label_values(area: np.ndarray, area_ids: np.ndarray) -> np.ndarray:
     """The label image of `area` (an area_index per pixel, negative where none), `area_ids[area_index]`
@@ -25,9 +28,14 @@ def labels_at(annotation_uri: str | None, xs: np.ndarray, ys: np.ndarray, width:
         return [None] * len(xs)
     import zarr
 
+    if (kind := special_file(annotation_uri)) is not None:
+        raise ImageError(f"{annotation_uri}: not a regular file ({kind}); not opened")
     store = tifffile.imread(annotation_uri, aszarr=True, level=0)
     try:
         ann = zarr.open(store, mode="r")
+        if ann.ndim != 2:  # ingest refuses these; an annotation is not fingerprinted, so one may change after
+            raise ImageError(f"{annotation_uri}: annotation has shape {tuple(ann.shape)}; a label image is one "
+                             "channel (2-D)")
         scale = width / ann.shape[1]
         r = np.minimum((ys / scale).astype(int), ann.shape[0] - 1)
         c = np.minimum((xs / scale).astype(int), ann.shape[1] - 1)

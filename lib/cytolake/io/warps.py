@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cytolake.io.files import content_hash, signature
+from cytolake.io.files import content_hash, signature, special_file
 
 FORMATS = ("itk", "fsl", "afni")
 _LINEAR_SUFFIXES = (".mat", ".txt", ".tfm")
@@ -40,6 +40,8 @@ def infer_format(path: str | Path, fmt: str | None) -> str:
     """The warp's format: the one named, else `itk` for .h5 and ITK affines, `itk` for a 5-D NIfTI field
     and `fsl` for a 4-D one. AFNI fields (5-D, like ITK's) must be named."""
     path = Path(path)
+    if (kind := special_file(path)) is not None:
+        raise WarpError(f"{path}: not a regular file ({kind}); not opened")
     if fmt:
         if fmt not in FORMATS:
             raise WarpError(f"{path}: warp_format {fmt!r} is not one of {', '.join(FORMATS)}")
@@ -72,19 +74,42 @@ def _load(path: Path, fmt: str):
         raise WarpError(f"{path}: warp file not found")
     try:
         if path.suffix == ".h5":
-            return TransformChain.from_filename(path, fmt="itk")
+            return _finite(TransformChain.from_filename(path, fmt="itk"), path)
         if path.suffix in _LINEAR_SUFFIXES:
-            return load_linear(path, fmt=fmt)
+            return _finite(load_linear(path, fmt=fmt), path)
         if _nifti(path):
             xfm = DenseFieldTransform.from_filename(path, fmt=fmt)
             if xfm.ndim != 3:
                 raise WarpError(f"{path}: a {xfm.ndim}-D field; a 3-D displacement field is needed")
-            return xfm
+            return _finite(xfm, path)
     except WarpError:
         raise
     except (nt.base.TransformError, OSError, ValueError, TypeError, KeyError) as e:
         raise WarpError(f"{path}: cannot read the {fmt} warp ({type(e).__name__}: {e})") from None
     raise WarpError(f"{path}: unknown warp file type")
+
+
+def _finite(xfm, path: Path):
+    """`xfm`, when every displacement and affine value in it is finite; else WarpError naming the file. One NaN
+    in a field would not stay local: the cubic-spline prefilter spreads it over the whole field, and
+    nitransforms then leaves every point where it was (an identity warp, without a word)."""
+    from nitransforms.nonlinear import DenseFieldTransform
+
+    for step in _steps(xfm):
+        dense = isinstance(step, DenseFieldTransform)
+        values = step._field if dense else getattr(step, "matrix", None)  # the field as loaded: positions + deltas
+        if values is None:
+            continue
+        bad = ~np.isfinite(values)
+        if not bad.any():
+            continue
+        if dense:
+            voxels = bad.reshape(*bad.shape[:3], -1).any(axis=-1)
+            first = np.argwhere(voxels)[0].tolist()
+            raise WarpError(f"{path}: the displacement field holds NaN or infinite values at {int(voxels.sum())} "
+                            f"voxel(s) (first at voxel {first})")
+        raise WarpError(f"{path}: the affine holds NaN or infinite values")
+    return xfm
 
 
 @lru_cache(maxsize=4)

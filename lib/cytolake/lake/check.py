@@ -14,6 +14,8 @@ What is checked, per table, and why each rule can be trusted:
    rules 1, 2 and 4 only.)
 4. Every file of the current snapshot is on disk with the size the log gives, and its Parquet footer holds
    the row count the log's statistics give.
+5. The table's protocol asks for no newer writer than cytolake is (`tables.writer_problem`): such a table
+   reads fine, and every write to it would fail at its commit after the files were written.
 
 What is not a problem: a Parquet file in the table folder that no log entry names. That is what a job
 killed before its commit leaves (its files are written, never committed) and what `maintain` exists to
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from cytolake.lake.tables import Lake
+from cytolake.lake.tables import Lake, writer_problem
 from cytolake.schemas import table_names
 
 # (added, removed) count keys in a commitInfo: ours, then delta-rs's for write/delete, merge and optimize.
@@ -152,9 +154,18 @@ def check_snapshot(lake: Lake, table: str) -> list[Problem]:
     return problems
 
 
+def check_protocol(lake: Lake, table: str) -> list[Problem]:
+    """Rule 5: a protocol this cytolake cannot write (a table that does not load is rule 4's problem)."""
+    try:
+        why = writer_problem(lake.table(table))
+    except Exception:  # delta-rs raises several kinds of error on a damaged log
+        return []
+    return [] if why is None else [Problem(table, str(lake.path(table) / "_delta_log"), why)]
+
+
 def check_table(lake: Lake, table: str) -> list[Problem]:
-    """Every problem found with one table (empty: the table is whole)."""
-    return check_log(table, lake.path(table)) + check_snapshot(lake, table)
+    """Every problem found with one table (empty: the table is whole and writable)."""
+    return check_log(table, lake.path(table)) + check_snapshot(lake, table) + check_protocol(lake, table)
 
 
 def check_lake(lake: Lake) -> dict[str, list[Problem]]:

@@ -27,11 +27,20 @@ class LakeBusy(RuntimeError):
     """Another run holds the lake's lock and did not release it in time."""
 
 
+class NotALake(ValueError):
+    """The lake path is not a folder (a file is there) and none can be made there."""
+
+
 @contextmanager
 def lake_lock(root: str | Path, job: str, wait_s: float = 0.0, log=print) -> Iterator[Path]:
     """Hold the lake's writer lock for the block; wait up to `wait_s` seconds for it, else raise LakeBusy."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    if root.exists() and not root.is_dir():
+        raise NotALake(f"{root}: the lake path is not a folder (paths.lake); not starting {job}")
+    try:
+        root.mkdir(parents=True, exist_ok=True)  # a first run makes the lake
+    except OSError as e:
+        raise NotALake(f"{root}: cannot make the lake folder ({e.strerror}); not starting {job}") from None
     path = root / LOCK_FILE
     with open(path, "a+") as f:
         deadline = time.monotonic() + wait_s

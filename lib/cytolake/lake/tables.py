@@ -155,6 +155,30 @@ def remove_uncommitted(root: str | Path, prefix: str) -> int:
     return n
 
 
+# The Delta writer protocol our writers honour: Spark tasks write plain Parquet files and delta-rs commits their
+# names, so nothing enforces check constraints, generated or identity columns, column mapping or change data
+# feed on those files. Writer version 2 is what cytolake creates its tables at; a table on writer version 7
+# (table features) is written when it names no feature beyond version 2's two.
+WRITER_VERSION = 2
+WRITER_FEATURES = frozenset({"appendOnly", "invariants"})
+
+
+class TableNotWritable(RuntimeError):
+    """A table whose Delta protocol asks for a newer writer than cytolake is; nothing may be written to it."""
+
+
+def writer_problem(dt: DeltaTable) -> str | None:
+    """Why cytolake cannot write this table (its protocol asks for more than WRITER_VERSION), None when it can."""
+    p = dt.protocol()
+    features = set(p.writer_features or ())
+    if p.min_writer_version <= WRITER_VERSION or (p.min_writer_version == 7 and features <= WRITER_FEATURES):
+        return None
+    extra = sorted(features - WRITER_FEATURES)
+    asks = f"writer version {p.min_writer_version}" + (f" with features {', '.join(extra)}" if extra else "")
+    return (f"its protocol asks for {asks}; cytolake writes up to writer version {WRITER_VERSION} "
+            f"({', '.join(sorted(WRITER_FEATURES))}), so it writes nothing to this table (written by a newer Delta writer?)")
+
+
 class Lake:
     """The Delta tables of one lake root (`paths.lake`)."""
 
@@ -169,7 +193,8 @@ class Lake:
         return (self.path(name) / "_delta_log").is_dir()
 
     def ensure(self, name: str) -> DeltaTable:
-        """The table, created empty with its schema and partitioning if it does not exist yet."""
+        """The table to write, created empty with its schema and partitioning if it does not exist yet;
+        TableNotWritable when its protocol asks for a newer writer (every writer calls this before writing)."""
         ts = schema(name)
         p = self.path(name)
         if not self.exists(name):
@@ -182,7 +207,10 @@ class Lake:
             except Exception:  # a concurrent creator won; the table is there
                 if not self.exists(name):
                     raise
-        return DeltaTable(str(p))
+        dt = DeltaTable(str(p))
+        if (why := writer_problem(dt)) is not None:
+            raise TableNotWritable(f"table {name} ({p}): {why}")
+        return dt
 
     def table(self, name: str) -> DeltaTable:
         try:
@@ -301,6 +329,19 @@ class Lake:
                 "(" + " AND ".join(f"t.{k} = {_sql_literal(d[k])}" for k in ts.key) + ")" for d in delete))
         m.execute()
         return DeltaTable(str(self.path(name))).version()
+
+    def unwritable(self) -> dict[str, str]:
+        """Per table that exists and loads but whose protocol asks for a newer writer, why (`writer_problem`)."""
+        out = {}
+        for name in table_names():
+            if self.exists(name):
+                try:
+                    dt = self.table(name)
+                except Exception:  # a damaged log: `check` names it, and it fails any writer on its own
+                    continue
+                if (why := writer_problem(dt)) is not None:
+                    out[name] = why
+        return out
 
     def stats(self) -> list[dict]:
         """Per table: version, rows, files and bytes of the current snapshot (from the log, no data read).

@@ -14,14 +14,14 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from cytolake.io.images import ImageError, LevelReader
-from cytolake.io.pyramid import coarsest_level
+from cytolake.io.pyramid import coarsest_level, halving_levels
 
 BAND_BYTES = 16 << 20  # the uint8 window read at a time (band rows x column block)
 
 
 def mask_level(level_shapes: tuple[tuple[int, int], ...], spacing_um: float, mask_spacing_um: float) -> int:
-    """The coarsest level whose spacing does not exceed the mask spacing."""
-    return coarsest_level(spacing_um, mask_spacing_um, len(level_shapes))
+    """The coarsest level whose spacing does not exceed the mask spacing, among the levels that halve each other."""
+    return coarsest_level(spacing_um, mask_spacing_um, halving_levels(level_shapes))
 
 
 def mask_factor(level_spacing_um: float, mask_spacing_um: float) -> int:

@@ -13,6 +13,7 @@ from cytolake.config import TilingSettings
 from cytolake.io.arrow import list_array
 from cytolake.io.images import ImageError, read_info
 from cytolake.io.labels import labels_at
+from cytolake.io.pyramid import halving_levels
 from cytolake.io.warps import warp_points
 from cytolake.schemas import schema
 from cytolake.tiling.geometry import grid_centres, patch_geometry, patch_id
@@ -46,7 +47,7 @@ def section_centres(sec: dict, t: TilingSettings, split: str, inv_affine: np.nda
     try:
         info = read_info(uri)
         sp = sec["spacing_um"]
-        g = patch_geometry(t, sp, info.levels)
+        g = patch_geometry(t, sp, halving_levels(info.level_shapes))
         mask, scale = section_cortex_mask(uri, sp, info.level_shapes, t.mask_spacing_um, t.mask_threshold, t.max_mask_px)
         xy = grid_centres(mask, scale, t.stride_um / sp, info.width, info.height)
         if not len(xy):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +138,9 @@ class _Record:
         from torch.utils.tensorboard import SummaryWriter
 
         self.out, self.t, self.plan, self.world, self.log = out, t, plan, world, log
-        self.writer = SummaryWriter(str(out / "tensorboard"))
+        _keep_metrics_through(out / "metrics.csv", plan.start)
+        # the same for TensorBoard: events past the checkpoint's step are dropped when this run logs its first
+        self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=plan.start + 1 if plan.resume else None)
         self.t0 = time.perf_counter()
 
     def step(self, tr: _Training, step: int, epoch: int, loss: torch.Tensor) -> None:
@@ -158,6 +161,26 @@ class _Record:
                      f"{row['samples_per_s']:.1f} samples/s")
         if step % t.checkpoint_every == 0 or step == total:
             save_atomic(tr.state(step), self.out / "checkpoint.pt")
+
+
+def _keep_metrics_through(path: Path, step: int) -> None:
+    """metrics.csv follows the checkpoint: its rows after `step` go (a run killed between two checkpoints
+    logged steps that its resumption does again), so each step is listed once. Rewritten whole under a
+    temporary name, so a kill here leaves the old file or the new one."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames, list(reader)
+    kept = [r for r in rows if r.get("step", "").isdigit() and int(r["step"]) <= step]
+    if len(kept) == len(rows):
+        return
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(kept)
+    os.replace(tmp, path)
 
 
 def _train(tr: _Training, t: TrainSettings, plan: TrainPlan, stream: PatchStream, classes: Classes, dist,
