@@ -48,7 +48,6 @@ def run_world(conf: Path) -> dict:
     py, jobs = sys.executable, ROOT / "jobs"
     steps = [[py, jobs / "synthesize.py"], [py, jobs / "ingest.py"], [py, jobs / "tile.py"]]
     steps += [[py, jobs / "train_contrastive.py", "--objective", o, "--model-version", m] for m, o in TRAINED]
-    steps += [[py, jobs / "embed.py", "--model", m] for m in MODELS]
     steps += [[py, jobs / "build_graph.py", "--model", m] for m in MODELS]
     steps += [[py, jobs / "evaluate.py", "--models", *MODELS]]
     for cmd in steps:
