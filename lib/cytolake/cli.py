@@ -5,7 +5,7 @@
     cytolake [--config conf/local.yaml] sql "SELECT s.brain_id, count(*) FROM sections s GROUP BY 1"
         [--engine duckdb|spark] [--format table|csv|json] [--max-rows N]
     cytolake [--config conf/local.yaml] maintain [--retention-days 7] [--wait 600]
-    cytolake [--config conf/local.yaml] landing check [BRAIN ...]
+    cytolake [--config conf/local.yaml] landing check [BRAIN|FOLDER ...]
     cytolake [--config conf/local.yaml] landing init FOLDER [--glob PATTERN] [--force]
     cytolake [--config conf/local.yaml] export [--model VERSION] [--out DIR] [--brains B01 ...] [--no-html]
 
@@ -49,9 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     lsub = ld.add_subparsers(dest="landing_command", required=True)
     lc = lsub.add_parser("check", help="validate manifests, files, formats, spacings, placement and warps; "
                                        "one line per problem (exit 3 when there are any); touches no table")
-    lc.add_argument("brains", nargs="*", metavar="BRAIN")
+    lc.add_argument("brains", nargs="*", metavar="BRAIN", help="a brain id under paths.landing, or the path of a "
+                                                               "brain folder anywhere (default: every brain)")
     li = lsub.add_parser("init", help="write FOLDER/manifest.csv for the images under FOLDER (header spacings "
-                                      "filled in, affines and warp left to fill)")
+                                      "and label images in annotations/ filled in, affines and warp left to fill)")
     li.add_argument("folder")
     li.add_argument("--glob", help="images to list, relative to FOLDER (default: every TIFF/SVS/OME-Zarr "
                                    "outside annotations/ and truth/)")
@@ -134,7 +135,7 @@ def _landing(cfg, a) -> int:
 
     if a.landing_command == "init":
         try:
-            path, notes = init_manifest(Path(a.folder), a.glob, a.force)
+            path, notes = init_manifest(Path(a.folder), a.glob, a.force, a.config)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_USAGE
