@@ -8,6 +8,7 @@
     cytolake [--config conf/local.yaml] landing check [BRAIN|FOLDER ...]
     cytolake [--config conf/local.yaml] landing init FOLDER [--glob PATTERN] [--force]
     cytolake [--config conf/local.yaml] export [--model VERSION] [--out DIR] [--brains B01 ...] [--no-html]
+    cytolake [--config conf/local.yaml] cluster start [--workers N] [--cores C] [--memory M] [--port P] | stop
 
 Exit codes: 0 all good; 1 failed (a SQL error, a query stopped by a limit, a damaged table found by `check`
 or `tables`, `maintain` refused on a damaged table); 2 bad arguments or config, or a query that is not read-only;
@@ -63,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", help="output folder (default: paths.reports/maps-<run id>)")
     ex.add_argument("--brains", nargs="*")
     ex.add_argument("--no-html", action="store_true", help="skip the HTML views (about 2 MB each)")
+    _add_cluster_parser(sub)
     return p
 
 
@@ -73,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         return _landing(cfg, a)
     if a.command == "export":
         return _export(cfg, a)
+    if a.command == "cluster":
+        return _cluster(cfg, a)
     lake = Lake(cfg.paths.lake)
     if a.command == "tables":
         return EXIT_FAILED if print_tables(lake) else 0
@@ -158,6 +162,47 @@ def _export(cfg, a) -> int:
     except (ExportError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
+    return 0
+
+
+
+def _add_cluster_parser(sub) -> None:
+    c = sub.add_parser("cluster", help="start or stop a Spark standalone cluster on this machine (127.0.0.1) with "
+                                       "pip's pyspark: a master and workers run by spark-class")
+    csub = c.add_subparsers(dest="cluster_command", required=True)
+    st = csub.add_parser("start", help="start a master and workers; print the spark-submit --master URL")
+    st.add_argument("--workers", type=int, default=1, help="workers to start (default 1)")
+    st.add_argument("--cores", type=int, default=1, help="cores each worker offers (default 1)")
+    st.add_argument("--memory", default="1536m", help="memory each worker offers (default 1536m)")
+    st.add_argument("--port", type=int, default=7077, help="the master's port (default 7077; 0 picks a free one)")
+    for parser in (st, csub.add_parser("stop", help="stop the cluster `cluster start` recorded")):
+        parser.add_argument("--dir", help="where the cluster's record, logs and work dirs are "
+                                          "(default: spark-standalone/ beside paths.lake)")
+
+
+def _cluster(cfg, a) -> int:
+    from pathlib import Path
+
+    from cytolake.cluster import start_cluster, stop_cluster
+    from cytolake.lake.class_archive import archive_option
+
+    folder = Path(a.dir) if a.dir else Path(cfg.paths.lake).parent / "spark-standalone"
+    if a.cluster_command == "stop":
+        stopped = stop_cluster(folder)
+        print(f"stopped {stopped.url}" if stopped else f"no cluster recorded in {folder}")
+        return 0
+    if min(a.workers, a.cores) < 1:
+        print("error: --workers and --cores must be >= 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        c = start_cluster(folder, a.workers, a.cores, a.memory, a.port, archive_option())
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"master {c.url} (web UI {c.ui}), {a.workers} worker(s) x {a.cores} core(s); logs in {folder}")
+    print(f"submit with: .venv/bin/spark-submit --master {c.url} --conf spark.executor.cores={a.cores} "
+          f"jobs/ingest.py --config {a.config}")
+    print(f"stop with: cytolake --config {a.config} cluster stop{f' --dir {a.dir}' if a.dir else ''}")
     return 0
 
 
