@@ -1,0 +1,129 @@
+"""The fenced shell commands of README.md, docs/*.md and notebooks/README.md, run as the docs write them.
+
+Every fence says what it is by its info string (docs/reference.md, Commands in the docs):
+- ```sh: run here, each command on its own, on the test config: `--config conf/X.yaml` and
+  `CYTOLAKE_CONFIG=conf/X.yaml` name a copy of conf/test.yaml whose lake is a copy of the session's ingested
+  and tiled test lake, `cytolake` is `.venv/bin/cytolake`, `python` the venv's; exit 0 or the test fails;
+- ```sh covered-by=TEST: too heavy to run here as written (a whole job, a cluster); the named test runs the
+  same thing, and this test fails when that test is gone;
+- ```text: not meant to be run as written (a synopsis with placeholders, other machines, tools not installed).
+A fence without one of these fails the test, so a new command is classified when it is written.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, copy_of, write_config
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "notebooks" / "README.md"]
+FENCE = re.compile(r"^```(.*)$")
+
+
+@dataclass(frozen=True)
+class Fence:
+    file: Path
+    line: int
+    info: str
+    body: list[str]
+
+    def where(self) -> str:
+        return f"{self.file.relative_to(ROOT)}:{self.line}"
+
+
+def fences(path: Path) -> list[Fence]:
+    """Every fenced block of a Markdown file, with its info string and first line number."""
+    found, open_at, info, body = [], None, "", []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        m = FENCE.match(line)
+        if m and open_at is None:
+            open_at, info, body = n, m.group(1).strip(), []
+        elif m:
+            found.append(Fence(path, open_at, info, body))
+            open_at = None
+        elif open_at is not None:
+            body.append(line)
+    assert open_at is None, f"{path}:{open_at}: fence never closed"
+    return found
+
+
+def commands(body: list[str]) -> list[str]:
+    """The commands of a shell fence: continuation lines joined, comment and blank lines dropped."""
+    out, cur = [], ""
+    for line in body:
+        cur += line.strip() if cur else line.rstrip()
+        if cur.endswith("\\"):
+            cur = cur[:-1].rstrip() + " "
+            continue
+        if cur.strip() and not cur.lstrip().startswith("#"):
+            out.append(cur.strip())
+        cur = ""
+    return out
+
+
+def all_fences() -> list[Fence]:
+    return [f for path in DOCS for f in fences(path)]
+
+
+def on_test_config(command: str, config: Path) -> str:
+    """The command with its config redirected to `config`, and `cytolake` / `python` / `.venv/bin` resolved in
+    this environment."""
+    command = re.sub(r"--config conf/[\w.-]+\.yaml", f"--config {config}", command)
+    command = re.sub(r"CYTOLAKE_CONFIG=conf/[\w.-]+\.yaml", f"CYTOLAKE_CONFIG={config}", command)
+    command = command.replace(".venv/bin/", f"{sys.prefix}/bin/")
+    return re.sub(r"^(cytolake|python) ", lambda m: f"{sys.prefix}/bin/{m.group(1)} ", command)
+
+
+def test_every_fence_says_whether_it_runs_and_a_covering_test_exists():
+    kinds = {}
+    for f in all_fences():
+        kind = f.info.split()[0] if f.info else ""
+        assert kind in ("sh", "text"), f"{f.where()}: fence without `sh`, `sh covered-by=...` or `text`"
+        kinds[kind] = kinds.get(kind, 0) + 1
+        for cover in re.findall(r"covered-by=(\S+)", f.info):
+            file, _, name = cover.partition("::")
+            source = (ROOT / file).read_text()
+            assert name in {n.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef)}, \
+                f"{f.where()}: {cover} does not exist"
+    assert kinds.get("sh", 0) >= 4 and kinds.get("text", 0) >= 1, kinds
+
+
+RUNNABLE = [f for f in all_fences() if f.info == "sh"]
+
+
+@pytest.fixture(scope="module")
+def docs_config(tmp_path_factory, tiled_session) -> Path:
+    """conf/test.yaml on a copy of the session's tiled lake (its landing shared, read only)."""
+    base = tmp_path_factory.mktemp("docs")
+    return write_config(copy_of(tiled_session, base), base / "test.yaml")
+
+
+@pytest.mark.parametrize("fence", RUNNABLE, ids=[f.where() for f in RUNNABLE])
+def test_the_runnable_commands_of_the_docs_run_as_written(fence, docs_config, tmp_path):
+    """Each command in a working folder that looks like the repository root (jobs/, conf/, notebooks/, .venv
+    linked), so a command's own output files stay out of the checkout."""
+    for name in ("jobs", "conf", "notebooks", "lib", ".venv"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "lib")}
+    for command in commands(fence.body):
+        run = on_test_config(command, docs_config)
+        r = subprocess.run(["bash", "-c", run], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, f"{fence.where()}: `{command}` exited {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+
+
+def test_commands_are_split_and_redirected_as_a_shell_would_run_them(tmp_path):
+    body = ["# a comment", "cytolake --config conf/cluster.yaml sql \\", "  \"SELECT 1\" --format csv", "",
+            "CYTOLAKE_CONFIG=conf/local.yaml .venv/bin/jupyter execute notebooks/x.ipynb"]
+    got = [on_test_config(c, tmp_path / "t.yaml") for c in commands(body)]
+    assert got == [f"{sys.prefix}/bin/cytolake --config {tmp_path / 't.yaml'} sql \"SELECT 1\" --format csv",
+                   f"CYTOLAKE_CONFIG={tmp_path / 't.yaml'} {sys.prefix}/bin/jupyter execute notebooks/x.ipynb"]
+    assert shlex.split(got[0])[-3:] == ["SELECT 1", "--format", "csv"]
