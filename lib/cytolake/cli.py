@@ -3,12 +3,15 @@
     cytolake [--config conf/local.yaml] tables
     cytolake [--config conf/local.yaml] check
     cytolake [--config conf/local.yaml] sql "SELECT s.brain_id, count(*) FROM sections s GROUP BY 1"
-        [--engine duckdb|spark] [--format table|csv|json] [--max-rows N]
+        [--engine duckdb|spark] [--format table|csv|json] [--max-rows N] [--version TABLE=N ...] [--as-of TIME]
+    cytolake [--config conf/local.yaml] history [TABLE ...] [--format table|csv|json]
     cytolake [--config conf/local.yaml] maintain [--retention-days 7] [--wait 600]
     cytolake [--config conf/local.yaml] landing check [BRAIN|FOLDER ...]
     cytolake [--config conf/local.yaml] landing init FOLDER [--glob PATTERN] [--force]
     cytolake [--config conf/local.yaml] export [--model VERSION] [--out DIR] [--brains B01 ...] [--no-html]
     cytolake [--config conf/local.yaml] cluster start [--workers N] [--cores C] [--memory M] [--port P] | stop
+    cytolake [--config conf/local.yaml] runs [--kind encoder|gnn|evaluation|probe|export] [--format table|csv|json]
+    cytolake [--config conf/local.yaml] report
 
 Exit codes: 0 all good; 1 failed (a SQL error, a query stopped by a limit, a damaged table found by `check`
 or `tables`, `maintain` refused on a damaged table); 2 bad arguments or config, or a query that is not read-only;
@@ -43,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--format", choices=["table", "csv", "json"], default="table",
                    help="table (default), csv (header row) or json (one JSON object per line) on stdout")
     q.add_argument("--max-rows", type=int, help="rows to show (default: sql.max_rows for a table, all for csv/json)")
+    _add_time_travel_arguments(q, sub)
     m = sub.add_parser("maintain", help="compact small files and vacuum files older than the retention (takes the lake lock)")
     m.add_argument("--retention-days", type=float, help="time travel kept for this many days (default: maintain.retention_days)")
     add_wait_argument(m)
@@ -65,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--brains", nargs="*")
     ex.add_argument("--no-html", action="store_true", help="skip the HTML views (about 2 MB each)")
     _add_cluster_parser(sub)
+    _add_runs_parsers(sub)
     return p
 
 
@@ -77,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         return _export(cfg, a)
     if a.command == "cluster":
         return _cluster(cfg, a)
+    if a.command in ("runs", "report"):
+        return _runs(cfg, a)
+    if a.command == "history":
+        return _history(cfg, a)
     lake = Lake(cfg.paths.lake)
     if a.command == "tables":
         return EXIT_FAILED if print_tables(lake) else 0
@@ -111,12 +120,17 @@ def _sql(a, cfg, lake: Lake) -> int:
         return EXIT_USAGE
     max_rows = a.max_rows if a.max_rows is not None else (cfg.sql.max_rows if a.format == "table" else None)
     try:
+        snapshots = _sql_snapshots(a, lake)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         if a.engine == "spark":
             from cytolake.lake.spark import spark_session
 
             result = run_spark(spark_session(cfg.spark), lake, a.query, max_rows, cfg.sql)
         else:
-            result = run_duckdb(lake, a.query, cfg.sql)
+            result = run_duckdb(lake, a.query, cfg.sql, snapshots)
         for table, why in result.damaged.items():
             print(f"warning: table {table} is damaged and left out: {why}", file=sys.stderr)
         print_result(result.columns, result.batches, a.format, max_rows)
@@ -203,6 +217,82 @@ def _cluster(cfg, a) -> int:
     print(f"submit with: .venv/bin/spark-submit --master {c.url} --conf spark.executor.cores={a.cores} "
           f"jobs/ingest.py --config {a.config}")
     print(f"stop with: cytolake --config {a.config} cluster stop{f' --dir {a.dir}' if a.dir else ''}")
+    return 0
+
+
+
+def _add_runs_parsers(sub) -> None:
+    r = sub.add_parser("runs", help="every encoder, GNN run, evaluation, probe and export: id, fingerprint, date, "
+                                    "figures, config and where its files are")
+    r.add_argument("--kind", choices=["encoder", "gnn", "evaluation", "probe", "export"], action="append",
+                   help="only runs of this kind (repeatable)")
+    r.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                   help="table (default), csv (header row) or json (one JSON object per line) on stdout")
+    sub.add_parser("report", help="print the path of the latest evaluation report (report.md)")
+
+
+def _runs(cfg, a) -> int:
+    from cytolake.runs import latest_report, list_runs, runs_table
+
+    if a.command == "report":
+        path = latest_report(cfg)
+        if path is None:
+            print(f"error: no evaluation report under {cfg.paths.reports} (jobs/evaluate.py writes one)",
+                  file=sys.stderr)
+            return EXIT_FAILED
+        print(path)
+        return 0
+    runs = [r for r in list_runs(cfg) if not a.kind or r.kind in a.kind]
+    table = runs_table(runs)
+    print_result(table.column_names, iter(table.to_batches()), a.format, None)
+    if not runs:
+        print(f"no runs under {cfg.paths.models}, {cfg.paths.lake} or {cfg.paths.reports}", file=sys.stderr)
+    return 0
+
+
+
+def _add_time_travel_arguments(q, sub) -> None:
+    """`sql --version TABLE=N` / `--as-of TIME`, and the `history` command they go with."""
+    q.add_argument("--version", action="append", metavar="TABLE=N",
+                   help="read TABLE at Delta version N (repeatable; `cytolake history` lists the versions)")
+    q.add_argument("--as-of", metavar="TIME", help="read every table as it was at TIME (ISO 8601, UTC unless a zone "
+                                                   "is given): its last version committed by then")
+    h = sub.add_parser("history", help="every version of each lake table (or of the named ones): time, operation, "
+                                       "files added and removed, rows written")
+    h.add_argument("tables", nargs="*", metavar="TABLE")
+    h.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                   help="table (default), csv (header row) or json (one JSON object per line) on stdout")
+
+
+def _sql_snapshots(a, lake: Lake) -> dict | None:
+    """The tables `sql` reads at another version (`--version`, `--as-of`), None when none; ValueError for a bad
+    spec, a version that does not exist, or time travel asked of the Spark engine."""
+    from cytolake.lake.history import parse_time, parse_versions, snapshots
+
+    versions = parse_versions(a.version or [])
+    as_of = parse_time(a.as_of) if a.as_of else None
+    if not versions and as_of is None:
+        return None
+    if a.engine == "spark":
+        raise ValueError("--version and --as-of read with the DuckDB engine only (leave out --engine spark)")
+    loaded, missing = snapshots(lake, versions, as_of)
+    wrong = [why for name, why in missing.items() if name in versions]
+    if wrong:
+        raise ValueError("; ".join(wrong) + " (`cytolake history` lists the versions)")
+    for why in missing.values():
+        print(f"note: {why}: read as empty", file=sys.stderr)
+    return {**loaded, **dict.fromkeys(missing)}
+
+
+def _history(cfg, a) -> int:
+    from cytolake.lake.history import history
+
+    try:
+        t = history(Lake(cfg.paths.lake), a.tables or None)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print_result(t.column_names, iter(t.to_batches()), a.format, None)
     return 0
 
 
