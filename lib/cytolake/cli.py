@@ -12,6 +12,7 @@
     cytolake [--config conf/local.yaml] cluster start [--workers N] [--cores C] [--memory M] [--port P] | stop
     cytolake [--config conf/local.yaml] runs [--kind encoder|gnn|evaluation|probe|export] [--format table|csv|json]
     cytolake [--config conf/local.yaml] report
+    cytolake [--config conf/local.yaml] section-map BRAIN SECTION [--model VERSION] [--out FILE.png] [--max-px N]
 
 Exit codes: 0 all good; 1 failed (a SQL error, a query stopped by a limit, a damaged table found by `check`
 or `tables`, `maintain` refused on a damaged table); 2 bad arguments or config, or a query that is not read-only;
@@ -63,13 +64,16 @@ def _parser() -> argparse.ArgumentParser:
                                    "outside annotations/ and truth/)")
     li.add_argument("--force", action="store_true", help="replace an existing manifest")
     ex = sub.add_parser("export", help="per brain: NIfTI label volumes, GIfTI surfaces and labels, label tables and "
-                                       "an HTML surface view of the predicted areas (reads the lake only)")
+                                       "HTML surface (area names on hover, legend) and volume views of the predicted "
+                                       "areas (reads the lake only)")
     ex.add_argument("--model", help="feature model (default: train.model_version)")
     ex.add_argument("--out", help="output folder (default: paths.reports/maps-<run id>)")
     ex.add_argument("--brains", nargs="*")
-    ex.add_argument("--no-html", action="store_true", help="skip the HTML views (about 2 MB each)")
+    ex.add_argument("--no-html", action="store_true", help="skip the HTML views (surface about 5 MB, volume "
+                                                             "about 0.7 MB per brain)")
     _add_cluster_parser(sub)
     _add_runs_parsers(sub)
+    _add_section_map_parser(sub)
     return p
 
 
@@ -86,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         return _runs(cfg, a)
     if a.command == "history":
         return _history(cfg, a)
+    if a.command == "section-map":
+        return _section_map(cfg, a)
     lake = Lake(cfg.paths.lake)
     if a.command == "tables":
         return EXIT_FAILED if print_tables(lake) else 0
@@ -293,6 +299,30 @@ def _history(cfg, a) -> int:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     print_result(t.column_names, iter(t.to_batches()), a.format, None)
+    return 0
+
+
+
+def _add_section_map_parser(sub) -> None:
+    sm = sub.add_parser("section-map", help="a PNG of one section's predicted areas over its image, with a legend of "
+                                            "the area names (and the annotation beside it where there is one)")
+    sm.add_argument("brain")
+    sm.add_argument("section", type=int)
+    sm.add_argument("--model", help="feature model (default: train.model_version)")
+    sm.add_argument("--out", help="the PNG (default: paths.reports/maps-<run id>/BRAIN_section_SECTION.png)")
+    sm.add_argument("--max-px", type=int, default=2000,
+                    help="the finest pyramid level at most this wide is drawn (default 2000)")
+
+
+def _section_map(cfg, a) -> int:
+    from cytolake.export.plan import ExportError
+    from cytolake.export.section import section_map
+
+    try:
+        section_map(cfg, a.brain, a.section, a.model, a.out, a.max_px)
+    except ExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 
