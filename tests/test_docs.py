@@ -127,3 +127,54 @@ def test_commands_are_split_and_redirected_as_a_shell_would_run_them(tmp_path):
     assert got == [f"{sys.prefix}/bin/cytolake --config {tmp_path / 't.yaml'} sql \"SELECT 1\" --format csv",
                    f"CYTOLAKE_CONFIG={tmp_path / 't.yaml'} {sys.prefix}/bin/jupyter execute notebooks/x.ipynb"]
     assert shlex.split(got[0])[-3:] == ["SELECT 1", "--format", "csv"]
+
+
+def _rows(prefix: str) -> str:
+    """The first cells of reference.md's Jobs rows that start with `prefix`, joined."""
+    cells = [line.split(" | ")[0] for line in (ROOT / "docs" / "reference.md").read_text().splitlines()
+             if line.startswith("| `")]
+    return " ".join(c for c in cells if prefix in c.split("`")[1])
+
+
+def _job_flags(path: Path) -> set[str]:
+    """The options a job's parser takes, from its source: its own add_argument calls, plus --wait unless its
+    parser is made with writes_lake=False."""
+    flags = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and isinstance(node.func, (ast.Attribute, ast.Name)):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+            if name == "add_argument":
+                flags |= {a.value for a in node.args if isinstance(a, ast.Constant) and str(a.value).startswith("--")}
+            if name == "parser" and not any(k.arg == "writes_lake" for k in node.keywords):
+                flags.add("--wait")
+    return flags
+
+
+@pytest.mark.parametrize("job", sorted(p.stem for p in (ROOT / "jobs").glob("*.py")))
+def test_the_jobs_table_lists_every_flag_of_every_job(job):
+    flags = _job_flags(ROOT / "jobs" / f"{job}.py")
+    rows = _rows(f"jobs/{job}.py")
+    assert rows, f"reference.md has no row for jobs/{job}.py"
+    assert {f for f in flags if f not in rows} == set(), f"jobs/{job}.py: flags missing from reference.md's Jobs table"
+
+
+def test_the_jobs_table_lists_every_cytolake_command_and_flag():
+    import argparse
+
+    from cytolake.cli import _parser
+
+    def commands(p: argparse.ArgumentParser, path: tuple[str, ...]):
+        subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            yield path, {o for a in p._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+        for s in subs:
+            for name, child in s.choices.items():
+                yield from commands(child, (*path, name))
+
+    found = list(commands(_parser(), ()))
+    assert len(found) >= 12
+    assert all(f"; {code} " in _parser().format_help().replace("\n", " ") for code in (1, 2, 3, 4))  # every exit code
+    for path, flags in found:
+        rows = _rows(f"cytolake [--config ...] {path[0]}")
+        assert " ".join(path) in rows, f"reference.md has no row for cytolake {' '.join(path)}"
+        assert {f for f in flags if f not in rows} == set(), f"cytolake {' '.join(path)}: flags missing"

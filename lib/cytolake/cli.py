@@ -15,7 +15,8 @@
     cytolake [--config conf/local.yaml] section-map BRAIN SECTION [--model VERSION] [--out FILE.png] [--max-px N]
 
 Exit codes: 0 all good; 1 failed (a SQL error, a query stopped by a limit, a damaged table found by `check`
-or `tables`, `maintain` refused on a damaged table); 2 bad arguments or config, or a query that is not read-only;
+or `tables`, `maintain` refused on a damaged table, `cluster start` failed, no report or section to show);
+2 bad arguments or config, or a query that is not read-only; 3 `landing check` found problems (one line each);
 4 the lake is locked by another run.
 """
 
