@@ -186,7 +186,6 @@ def _export(cfg, a) -> int:
     return 0
 
 
-
 def _add_cluster_parser(sub) -> None:
     c = sub.add_parser("cluster", help="start or stop a Spark standalone cluster on this machine (127.0.0.1) with "
                                        "pip's pyspark: a master and workers run by spark-class")
