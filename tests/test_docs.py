@@ -3,7 +3,8 @@
 Every fence says what it is by its info string (docs/reference.md, Commands in the docs):
 - ```sh: run here, each command on its own, on the test config: `--config conf/X.yaml` and
   `CYTOLAKE_CONFIG=conf/X.yaml` name a copy of conf/test.yaml whose lake is a copy of the session's ingested
-  and tiled test lake, `cytolake` is `.venv/bin/cytolake`, `python` the venv's; exit 0 or the test fails;
+  and tiled test lake, `cytolake` is `.venv/bin/cytolake` (run through its entry point in-process when it is a
+  plain command), `python` the venv's; exit 0 or the test fails;
 - ```sh covered-by=TEST: too heavy to run here as written (a whole job, a cluster); the named test runs the
   same thing, and this test fails when that test is gone;
 - ```text: not meant to be run as written (a synopsis with placeholders, other machines, tools not installed).
@@ -107,17 +108,38 @@ def docs_config(tmp_path_factory, tiled_session) -> Path:
     return write_config(copy_of(tiled_session, base), base / "test.yaml")
 
 
+def _in_process(argv: list[str], cwd: Path) -> int:
+    """`cytolake ARGS` through the console script's own entry point (`cytolake.cli:main`) in this process: the
+    same code and arguments, without a Python start per command."""
+    from cytolake.cli import main
+
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 1
+    finally:
+        os.chdir(here)
+
+
 @pytest.mark.parametrize("fence", RUNNABLE, ids=[f.where() for f in RUNNABLE])
 def test_the_runnable_commands_of_the_docs_run_as_written(fence, docs_config, tmp_path):
     """Each command in a working folder that looks like the repository root (jobs/, conf/, notebooks/, .venv
-    linked), so a command's own output files stay out of the checkout."""
+    linked), so a command's own output files stay out of the checkout. A plain `cytolake ...` (no pipe,
+    redirection or variable) runs in-process through its entry point; anything else in bash."""
     for name in ("jobs", "conf", "notebooks", "lib", ".venv"):
         (tmp_path / name).symlink_to(ROOT / name)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "lib")}
     for command in commands(fence.body):
         run = on_test_config(command, docs_config)
-        r = subprocess.run(["bash", "-c", run], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, f"{fence.where()}: `{command}` exited {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+        argv = shlex.split(run)
+        if argv[0] == f"{sys.prefix}/bin/cytolake" and not re.search(r"[|<>;&$`]", run.replace(argv[-1], "")):
+            code, out = _in_process(argv[1:], tmp_path), ""
+        else:
+            r = subprocess.run(["bash", "-c", run], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+            code, out = r.returncode, f"{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+        assert code == 0, f"{fence.where()}: `{command}` exited {code}\n{out}"
 
 
 def test_commands_are_split_and_redirected_as_a_shell_would_run_them(tmp_path):
