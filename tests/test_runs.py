@@ -65,6 +65,14 @@ def test_runs_lists_every_encoder_gnn_run_and_report_with_what_made_it(evaluated
     assert "PNG figures" in ev["figures"] and "gnn+ test" in ev["figures"]
     assert _runs(conf, capsys, "--kind", "encoder") == by_kind["encoder"]
 
+    # an export folder: the GNN run it maps, its brains
+    mine = cfg.model_copy(update={"paths": cfg.paths.model_copy(update={"reports": tmp_path / "reports"})})
+    conf2 = str(write_config(mine, tmp_path / "mine.yaml"))
+    assert main(["--config", conf2, "export", "--model", MODELS[0], "--no-html"]) == 0
+    [ex] = _runs(conf2, capsys, "--kind", "export")
+    rid = ex["id"].removeprefix("maps-")
+    assert rid in in_lake and ex["config"] == f"maps of GNN run {rid}" and ex["figures"] == "2 brain(s): B01 B02"
+
     # `report` prints the latest report's path; a piped table shows every id whole
     assert main(["--config", conf, "report"]) == 0
     assert capsys.readouterr().out.strip() == str(report)

@@ -122,11 +122,12 @@ def report_runs(reports: Path) -> list[Run]:
         figures = "; ".join(f"{name}: " + ", ".join(f"{k.removesuffix('_macro_f1')} {v:.3f}" for k, v in sorted(r.items())
                                                     if "macro_f1" in k and isinstance(v, (int, float)))
                             for name, r in results.items())
-        runs.append(Run("probe", f.stem, "", _when(f), f"macro-F1 {figures}", "", str(f)))
+        runs.append(Run("probe", f.stem, "", _when(f), f"macro-F1 {figures}", " vs ".join(results), str(f)))
     for d in sorted(p for p in reports.glob("maps-*") if p.is_dir()):
         brains = sorted(p.name.removesuffix(".surf.gii") for p in d.glob("*.surf.gii"))
-        runs.append(Run("export", d.name, d.name.removeprefix("maps-"), _when(d),
-                        f"{len(brains)} brain(s): {' '.join(brains)}", "", str(d)))
+        rid = d.name.removeprefix("maps-")
+        runs.append(Run("export", d.name, rid.rsplit("-", 1)[-1], _when(d), f"{len(brains)} brain(s): {' '.join(brains)}",
+                        f"maps of GNN run {rid}", str(d)))
     return runs
 
 
