@@ -22,7 +22,9 @@ CONFIG ?= conf/local.yaml
 
 ARCHIVE := $(VENV)/spark-classes.jsa
 
-setup: $(STAMP) $(HVD_STAMP) $(ARCHIVE).key
+SPARK_HOOK := $(VENV)/.spark-home
+
+setup: $(STAMP) $(HVD_STAMP) $(ARCHIVE).key $(SPARK_HOOK)
 
 # Reuses an existing environment; reinstalls only when pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -50,6 +52,12 @@ $(HVD_STAMP): $(STAMP)
 $(ARCHIVE).key: $(STAMP)
 	@echo "writing the Spark class-data archive (once per environment, ~30 s)"
 	@$(PY) -m cytolake.lake.class_archive || echo "setup goes on without the class-data archive"
+
+# .venv/bin/spark-submit (and spark-class, pyspark) without activating the venv: pip's find-spark-home looks for
+# pyspark with the first python3 on PATH; ours names this venv's pyspark and python (lib/cytolake/cluster.py).
+# Written again after every install, which may bring pip's back.
+$(SPARK_HOOK): $(STAMP)
+	@$(PY) -m cytolake.cluster && touch $(SPARK_HOOK)
 
 MODELS ?= contrastive-pmap-v1 contrastive-sup-v1 supervised-v1 random-init
 

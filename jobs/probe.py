@@ -11,7 +11,7 @@ from cytolake.runner import parser, settings
 def main() -> int:
     p = parser(__doc__, writes_lake=False)
     p.add_argument("--model", help="model version under paths.models (default: train.model_version)")
-    p.add_argument("--max-samples", type=int, default=3000)
+    p.add_argument("--max-samples", type=int, default=3000, help="labelled patches per split, at most (default 3000)")
     a = p.parse_args()
     cfg = settings(a.config)
     results, out = run_probe(cfg, a.model or cfg.train.model_version, a.max_samples)

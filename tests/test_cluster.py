@@ -1,35 +1,28 @@
-"""The jobs on a real Spark standalone cluster: a master and a worker started as their own processes with
-pyspark's `spark-class` on 127.0.0.1, and ingest, tile and embed submitted to it with `spark-submit`."""
+"""Spark's launchers and a real standalone cluster: `spark-submit` from the venv without activating it, and a
+master and a worker started by `cytolake cluster start` (pyspark's `spark-class` on 127.0.0.1) with ingest, tile
+and embed submitted to it with `spark-submit`, then `cytolake cluster stop`."""
 
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from cytolake.cli import main
+from cytolake.cluster import running, alive_workers, read_cluster, write_find_spark_home
 from cytolake.lake import Lake
 from cytolake.lake.class_archive import archive_option
 
 from conftest import ROOT, settings_at, write_config
 
-pytestmark = pytest.mark.slow
 # every JVM here (master, worker, drivers, executors) lives seconds: the JIT's quick tier costs less CPU than
 # C2, and the environment's class-data archive saves loading Spark's classes (where it matches: the JVM decides)
 JIT = f"-XX:TieredStopAtLevel=1 -XX:+UseSerialGC {archive_option()}".strip()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _spark_home() -> Path:
@@ -38,65 +31,32 @@ def _spark_home() -> Path:
     return Path(pyspark.__file__).parent
 
 
-def _stop(procs: list[subprocess.Popen]) -> None:
-    """TERM each daemon's process group (the JVM and anything it started), KILL what is left after 20 s."""
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-
-
-def _alive_workers(ui_port: int) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=5) as r:
-            return sum(w["state"] == "ALIVE" for w in json.load(r)["workers"])
-    except OSError:
-        return 0
-
-
 @contextmanager
-def standalone_cluster(base: Path, env: dict):
-    """`spark://127.0.0.1:PORT` of a master and a 1-core worker; both are stopped on the way out, whatever happens."""
-    port, ui, worker_ui = _free_port(), _free_port(), _free_port()
-    spark_class = str(_spark_home() / "bin" / "spark-class")
-    url = f"spark://127.0.0.1:{port}"
-    procs: list[subprocess.Popen] = []
+def standalone_cluster(base: Path, conf: str):
+    """`cytolake cluster start` on 127.0.0.1 (a free port): (master URL, web UI port); stopped on the way out
+    with `cytolake cluster stop`, whatever happens, and every daemon it started found gone."""
+    state = base / "standalone"
+    assert main(["--config", conf, "cluster", "start", "--port", "0", "--dir", str(state)]) == 0
+    c = read_cluster(state)
     try:
-        for name, args in (("master", ["org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-                                       "--webui-port", str(ui)]),
-                           ("worker", ["org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "1",
-                                       "--memory", "1536m", "--webui-port", str(worker_ui), "--work-dir",
-                                       str(base / "work"), url])):
-            log = open(base / f"{name}.log", "w")
-            procs.append(subprocess.Popen([spark_class, *args], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True))
-        deadline = time.monotonic() + 180
-        while _alive_workers(ui) < 1:
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                raise RuntimeError("the standalone cluster did not come up:\n"
-                                   + "\n".join((base / f"{n}.log").read_text()[-3000:] for n in ("master", "worker")))
-            time.sleep(1)
-        yield url, ui
+        assert alive_workers(c.ui_port) == 1
+        yield c.url, c.ui_port
     finally:
-        _stop(procs)
+        assert main(["--config", conf, "cluster", "stop", "--dir", str(state)]) == 0
+        assert read_cluster(state) is None and not any(running(p) for p in c.pids)
 
 
-def test_ingest_tile_embed_submitted_to_a_standalone_cluster(tmp_path, synth_landing, tiled_lake, atlas_lake):
+@pytest.mark.slow
+def test_ingest_tile_embed_submitted_to_a_standalone_cluster(tmp_path, synth_landing, tiled_lake, atlas_lake,
+                                                             monkeypatch):
     shutil.copytree(synth_landing, tmp_path / "landing")
     cfg = settings_at(tmp_path)
     shutil.copytree(atlas_lake, cfg.paths.lake)  # the atlas is registered on the driver: not what this test is about
     conf = str(write_config(cfg, tmp_path / "cluster.yaml"))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "lib"), "PYSPARK_PYTHON": sys.executable,
-           "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_HOME": str(_spark_home()), "SPARK_LOCAL_IP": "127.0.0.1",
-           "SPARK_LOG_DIR": str(tmp_path / "logs"), "SPARK_WORKER_DIR": str(tmp_path / "work"),
-           "SPARK_DAEMON_JAVA_OPTS": JIT}
-    (tmp_path / "work").mkdir()
-    with standalone_cluster(tmp_path, env) as (url, ui):
+           "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_HOME": str(_spark_home()), "SPARK_LOCAL_IP": "127.0.0.1"}
+    monkeypatch.setenv("SPARK_DAEMON_JAVA_OPTS", JIT)  # `cluster start` adds the class-data archive's option
+    with standalone_cluster(tmp_path, conf) as (url, ui):
         for job, *args in (("ingest",), ("tile",), ("embed", "--model", "random-init")):
             r = subprocess.run([str(_spark_home() / "bin" / "spark-submit"), "--master", url, "--driver-memory", "1g",
                                 "--conf", "spark.executor.memory=1g", "--conf", "spark.executor.cores=1",
@@ -109,8 +69,9 @@ def test_ingest_tile_embed_submitted_to_a_standalone_cluster(tmp_path, synth_lan
             apps = json.load(resp)["completedapps"]
     # each job was an application of this cluster, and its tasks ran in executors on the worker
     assert len(apps) == 3
-    apps_run = sorted(p.name for p in (tmp_path / "work").iterdir() if p.name.startswith("app-"))
-    assert len(apps_run) == 3 and all(list((tmp_path / "work" / a).glob("*/stderr")) for a in apps_run)
+    work = tmp_path / "standalone" / "work"
+    apps_run = sorted(p.name for p in work.iterdir() if p.name.startswith("app-"))
+    assert len(apps_run) == 3 and all(list((work / a).glob("*/stderr")) for a in apps_run)
     # ... with the results of a local[*] run of the same landing
     lake, local = Lake(cfg.paths.lake), Lake(tiled_lake.paths.lake)
     assert {r["status"] for r in lake.read("sections").to_pylist()} == {"ok"}
@@ -120,3 +81,23 @@ def test_ingest_tile_embed_submitted_to_a_standalone_cluster(tmp_path, synth_lan
     assert all(mine[k] == theirs[k] for k in mine)
     feats = lake.read("features", ["patch_id", "model_version"])
     assert sorted(feats["patch_id"].to_pylist()) == sorted(mine) and set(feats["model_version"].to_pylist()) == {"random-init"}
+
+
+def test_spark_submit_runs_a_job_without_the_venv_activated(tmp_path):
+    """pip's own `spark-submit` launcher beside the `find-spark-home` that `make setup` writes into .venv/bin,
+    started with a PATH that has no venv on it (no activation, no SPARK_HOME): the job's Python is the venv's."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shutil.copy(Path(sys.prefix) / "bin" / "spark-submit", bin_dir)
+    write_find_spark_home(bin_dir, Path(sys.executable))
+    job = tmp_path / "job.py"
+    job.write_text("import sys\nfrom pyspark.sql import SparkSession\n"
+                   "s = SparkSession.builder.getOrCreate()\n"
+                   "print('rows', s.range(7).count(), 'python', sys.prefix)\ns.stop()\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "PYSPARK_", "VIRTUAL_ENV"))}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(sys.prefix))
+    r = subprocess.run([str(bin_dir / "spark-submit"), "--master", "local[1]", "--conf",
+                        f"spark.driver.extraJavaOptions={JIT}", str(job)], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"rows 7 python {sys.prefix}" in r.stdout

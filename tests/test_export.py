@@ -1,6 +1,10 @@
 """Maps out: NIfTI label volumes, GIfTI surfaces and labels, label tables and HTML, written by evaluate and by
 `cytolake export`, read back by nibabel and nilearn and checked against the lake's `predictions`."""
 
+import json
+import re
+
+import matplotlib.image as mpimg
 import nibabel as nib
 import numpy as np
 import pyarrow.compute as pc
@@ -72,6 +76,17 @@ def _check_brain(out, lake, brain, run_id, area_names, tolerance_mm):
 
     html = (out / f"{brain}_surface.html").read_text()
     assert "plotly" in html.lower() and len(html) > 100_000
+    # a legend entry and hover text per area shown, named as in the label table: every area that labels a
+    # whole triangle of the surface is there, and nothing that labels no vertex
+    strings = {k: [json.loads(s) for s in re.findall(rf'"{k}":("(?:[^"\\]|\\.)*")', html)]
+               for k in ("name", "hovertemplate")}  # JSON strings in the page (plotly escapes "/" and "<")
+    shown = {int(v): n for v, _, n in (s.partition(" ") for s in strings["name"] if s.split(" ")[0].isdigit())}
+    whole = {int(v) for v in per_vertex[faces][(per_vertex[faces] == per_vertex[faces][:, :1]).all(1), 0]}
+    assert whole - {0} and whole <= set(shown) <= set(np.unique(per_vertex).tolist())
+    assert all(n == (area_names[v - 1] if v else "Unknown (no node near)") for v, n in shown.items())
+    assert all(any(h.startswith(f"{area_names[v - 1]}<br>MNI x") for h in strings["hovertemplate"]) for v in shown if v)
+    vhtml = (out / f"{brain}_volume.html").read_text()  # nilearn's view_img of the predicted volume
+    assert "brainsprite" in vhtml.lower() and len(vhtml) > 100_000
 
 
 def test_evaluate_writes_the_maps_and_links_them_from_the_report(evaluated):
@@ -140,3 +155,25 @@ def test_an_export_killed_midway_leaves_no_folder_and_a_rerun_writes_it_whole(ev
     for html in out.glob("*.html"):  # whole: nilearn's view is a page inside an iframe's srcdoc
         assert html.read_text().rstrip().endswith(("</html>", "</iframe>")), html
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.yaml", "maps", "paused"]  # the dead run's files gone
+
+
+def test_section_map_draws_a_named_sections_predictions_over_its_image(evaluated, tmp_path):
+    from cytolake.io.images import read_info
+    from cytolake.io.pyramid import finest_level_within
+
+    cfg, _, _ = evaluated
+    lake = Lake(cfg.paths.lake)
+    conf = str(write_config(cfg, tmp_path / "cfg.yaml"))
+    gs = load_graphs(lake, MODELS[0])
+    sid = int(np.bincount(gs.section[gs.brain == "B01"]).argmax())  # the B01 section with most nodes
+    png = tmp_path / "B01.png"
+    assert main(["--config", conf, "section-map", "B01", str(sid), "--model", MODELS[0], "--out", str(png)]) == 0
+    img = mpimg.imread(png)
+    uri = next(r["image_uri"] for r in lake.read("sections").to_pylist()
+               if r["brain_id"] == "B01" and r["section_id"] == sid)
+    info = read_info(uri)
+    width = info.level_shapes[finest_level_within(info.level_shapes, 2000)][1]
+    assert img.shape[1] >= width and img.shape[0] >= info.level_shapes[0][0] * width / info.width  # full level
+    colours = {tuple(np.round(c[:3], 2)) for c in img.reshape(-1, img.shape[2])[::7]}
+    assert len(colours) > 20  # the section's grey levels and the areas' colours, not a blank page
+    assert main(["--config", conf, "section-map", "B01", "999", "--model", MODELS[0], "--out", str(png)]) == 1

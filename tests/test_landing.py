@@ -93,17 +93,24 @@ def test_init_then_fill_the_transforms_then_check_then_ingest(cfg, spark, landin
     shutil.copytree(landing / "B01" / "images", new / "images")
     shutil.copytree(landing / "B01" / "annotations", new / "annotations")  # label images: not sections
     conf = str(write_config(cfg, tmp_path / "cfg.yaml"))
+    capsys.readouterr()
     assert main(["--config", conf, "landing", "init", str(new)]) == 0
+    # the hint at the end is a command that runs as printed: the config named, the folder given
+    assert capsys.readouterr().out.splitlines()[-1].endswith(f"then run: cytolake --config {conf} landing check {new}")
     assert main(["--config", conf, "landing", "init", str(new)]) == 2  # never overwrites silently
     rows = list(csv.DictReader(open(new / "manifest.csv", newline="")))
     assert [(r["brain_id"], r["section_id"], r["image_path"], float(r["spacing_um"])) for r in rows] == [
         ("B07", str(i), f"images/section_{i:04d}.tif", 200.0) for i in (1, 2, 3)]
     assert all(r["a00"] == "" and r["warp_path"] == "" for r in rows)
+    # each image paired with the label image beside it, exactly as the delivered B01 manifest pairs them
+    src = {r["image_path"]: r for r in csv.DictReader(open(landing / "B01" / "manifest.csv", newline=""))}
+    assert [r["annotation_path"] for r in rows] == [src[r["image_path"]]["annotation_path"] for r in rows]
+    assert any(r["annotation_path"] for r in rows) and not all(r["annotation_path"] for r in rows)
     capsys.readouterr()
     code, out = _check(cfg, tmp_path, capsys, "B07")
-    assert code == 3 and len(out) == 3 and all("affine not filled in" in line for line in out)
+    assert code == 3 and len(out) == 3
+    assert all(line.endswith("affine not filled in (empty: all 16 (a00..a33))") for line in out), out
 
-    src = {r["image_path"]: r for r in csv.DictReader(open(landing / "B01" / "manifest.csv", newline=""))}
     for r in rows:  # what the user does: fill the 16 affine cells
         r.update({f"a{i}{j}": src[r["image_path"]][f"a{i}{j}"] for i in range(4) for j in range(4)})
     with open(new / "manifest.csv", "w", newline="") as f:
@@ -124,3 +131,18 @@ def test_init_refuses_a_folder_without_images_or_with_a_bad_name(tmp_path):
     (tmp_path / "bad name").mkdir()
     with pytest.raises(ValueError, match="brain id"):
         init_manifest(tmp_path / "bad name")
+
+
+def test_check_of_a_brain_folder_outside_the_landing_by_its_path(cfg, landing, tmp_path, capsys):
+    outside = tmp_path / "delivery" / "B11"  # a brain prepared elsewhere before it is delivered
+    _copy_brain(landing, "B01", "B11")
+    outside.parent.mkdir()
+    shutil.move(landing / "B11", outside)
+    assert _check(cfg, tmp_path, capsys, str(outside)) == (0, [])
+    edit_manifest(outside / "manifest.csv", 2, a03="", a13="")
+    edit_manifest(outside / "manifest.csv", 3, image_path="../../landing/B01/images/section_0003.tif")
+    code, out = _check(cfg, tmp_path, capsys, str(outside), "B01", str(tmp_path / "nowhere"))
+    assert code == 3 and len(out) == 3, out
+    assert out[0] == f"{tmp_path / 'nowhere'}: no such brain folder"
+    assert out[1] == f"{outside}/manifest.csv:3: row 2 (line 3): affine not filled in (empty: a03, a13)"
+    assert out[2].startswith(f"{outside}/manifest.csv:4: ") and "escapes the landing folder" in out[2]

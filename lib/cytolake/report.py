@@ -33,6 +33,13 @@ def human_bytes(n: int) -> str:
     return str(n)
 
 
+def wide_console(out=None) -> Console:
+    """A console for tables of ids and paths: as wide as the terminal, and never narrower than a row when the
+    output is piped or redirected (rich would otherwise wrap or cut cells with "…" at 80 columns)."""
+    out = out or sys.stdout
+    return Console(file=out) if out.isatty() else Console(file=out, width=100_000)
+
+
 def cell(v) -> Text:
     """A table cell from data: plain text (no markup), NULL for None."""
     return Text("NULL" if v is None else str(v))
@@ -55,7 +62,7 @@ def print_ingest_summary(summary, settings: Settings, console: Console | None = 
 
 def print_tables(lake: Lake, console: Console | None = None) -> int:
     """The tables' listing; returns how many tables could not be read (each shown with its error)."""
-    console = console or Console()
+    console = console or wide_console()
     t = Table(title=Text(f"lake {lake.root}"))
     for c in ("table", "version", "rows", "files", "size", "path"):
         t.add_column(c, justify="right" if c in ("version", "rows", "files", "size") else "left")
@@ -158,7 +165,7 @@ def print_result(columns: list[str], batches: Iterator[pa.RecordBatch], fmt: str
     n, more = 0, False
     rows = _rows(batches, max_rows)
     if fmt == "table":
-        console = console or Console(file=out)
+        console = console or wide_console(out)
         t = Table()
         for name in columns:
             t.add_column(Text(name))

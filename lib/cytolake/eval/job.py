@@ -1,15 +1,18 @@
 """The evaluate job: the comparison for every feature model in `evaluate.models`, its metrics in the lake,
-and `paths.reports/<run>/report.md`. The run name is a fingerprint of the graphs and settings, so a rerun
-on the same lake trains nothing, writes no metrics, and rewrites the same report (`eval/plan.py`)."""
+and `paths.reports/eval-<date>-<fingerprint>/report.md` (with `run.json`). The run name is a fingerprint of the
+graphs and settings, so a rerun on the same lake trains nothing, writes no metrics, and rewrites the same
+report folder (`eval/plan.py`, `eval/report.py: report_folder`)."""
 
 from __future__ import annotations
+
+import datetime as _dt
 
 import pyarrow.compute as pc
 
 from cytolake.config import Settings
 from cytolake.eval.compare import compare_model, ModelResult
 from cytolake.eval.plan import evaluation_run, metrics_to_commit
-from cytolake.eval.report import comparison_table, write_report
+from cytolake.eval.report import comparison_table, report_folder, write_report, write_run_info
 from cytolake.export.job import report_section, run_export
 from cytolake.lake import Lake
 
@@ -28,8 +31,9 @@ def run_evaluate(settings: Settings, log=print) -> tuple[str, list[ModelResult]]
         lake.merge("metrics", rows)
     names = list(results[0].graphs.classes.names)
     sections = {(s["brain_id"], s["section_id"]): s for s in lake.read("sections").to_pylist()}
-    path = write_report(settings.paths.reports / run, results, names, sections, settings.evaluate.embedding_plot_points,
-                        settings.paths.models)
+    folder = report_folder(settings.paths.reports, run, _dt.date.today())
+    path = write_report(folder, results, names, sections, settings.evaluate.embedding_plot_points, settings.paths.models)
+    write_run_info(folder, run, settings.source, [r.model_version for r in results], _dt.datetime.now(_dt.timezone.utc))
     first = results[0]
     best = max(first.clusters, key=lambda c: c["nmi"]) if first.clusters else None
     maps = run_export(settings, out=path.parent / "maps", model=first.model_version,

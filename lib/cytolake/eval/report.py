@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 from pathlib import Path
 
@@ -270,3 +271,30 @@ def scores_summary(results: list[ModelResult]) -> dict:
                               "gnn+_minus_atlas_95": {k: list(v) for k, v in r.gain_over_atlas.items()},
                               **{m: {split: [s[f"{split}_macro_f1"] for s in r.seed_scores[m]] for split in ("test", "transfer")}
                                  for m in METHODS}} for r in results}
+
+
+RUN_INFO = "run.json"  # an evaluation report's metadata: its run id and fingerprint, when, from which config
+
+
+def report_folder(reports: Path, run: str, day: _dt.date) -> Path:
+    """The report folder of evaluation `run` (`eval-<fingerprint>`): `eval-<YYYYMMDD>-<fingerprint>`, dated by the
+    day it is first written so that a person can tell reports apart, and found again by its fingerprint so
+    that a rerun of the same evaluation, on any day, writes the same folder (also one named by the bare run
+    id, as reports were before)."""
+    fingerprint = run.removeprefix("eval-")
+    if Path(reports).is_dir():
+        for p in sorted(Path(reports).glob(f"eval-*{fingerprint}")):
+            if p.is_dir() and (p.name == run or p.name.endswith(f"-{fingerprint}")):
+                return p
+    return Path(reports) / f"eval-{day:%Y%m%d}-{fingerprint}"
+
+
+def write_run_info(folder: Path, run: str, config: Path | None, models: list[str], now: _dt.datetime) -> Path:
+    """`folder/run.json`: the run id (the `metrics` table's `run_id`), its fingerprint, the config file and the
+    feature models; `created` is kept from an earlier write of the same run, `written` is `now`."""
+    path = folder / RUN_INFO
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    info = {"run_id": run, "fingerprint": run.removeprefix("eval-"), "created": old.get("created", now.isoformat()),
+            "written": now.isoformat(), "config": str(config) if config else None, "models": models}
+    path.write_text(json.dumps(info, indent=1))
+    return path

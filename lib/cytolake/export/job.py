@@ -32,7 +32,7 @@ from cytolake.config import Settings
 from cytolake.export.clusters import cluster_scores
 from cytolake.export.labels import table, write_freesurfer_lut, write_fsl_lut
 from cytolake.export.maps import (label_volume, write_label_volume, write_surface, write_surface_labels,
-                                  write_surface_view)
+                                  write_surface_view, write_volume_view)
 from cytolake.export.plan import ExportError, meshes_to_export
 from cytolake.gnn.plan import reusable_predictions
 from cytolake.lake import Lake
@@ -96,6 +96,8 @@ def _brain_files(out: Path, b: str, m: dict, per_node: dict[str, np.ndarray], ar
     for name in ("predicted", "clusters"):
         vol = label_volume(verts[node_vertex], per_node[name], atlas.affine, atlas.shape, max_distance_mm)
         files.append(write_label_volume(out / f"{b}_{name}.nii.gz", vol, atlas.affine))
+        if name == "predicted" and title:
+            files.append(write_volume_view(out / f"{b}_volume.html", files[-1], area_rows, title))
     return files
 
 

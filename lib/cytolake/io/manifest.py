@@ -18,6 +18,13 @@ REQUIRED = ["brain_id", "section_id", "image_path", "spacing_um", *AFFINE_COLUMN
 WARP_COLUMNS = ["warp_path", "warp_format"]
 
 
+def empty_cells(blank: list[str]) -> str:
+    """The affine cells left empty, every one named: "all 16 (a00..a33)" or "a03, a13, a23"."""
+    if blank == AFFINE_COLUMNS:
+        return f"all 16 ({AFFINE_COLUMNS[0]}..{AFFINE_COLUMNS[-1]})"
+    return ", ".join(blank)
+
+
 class ManifestError(ValueError):
     """A manifest that cannot be read at all; the message names the file and the problem."""
 
@@ -202,7 +209,7 @@ def read_manifest(path: Path, landing: Path) -> list[Entry]:
                 raise ValueError(warp_error)
             blank = [c for c in AFFINE_COLUMNS if str(r.get(c, "")).strip() == ""]
             if blank:
-                raise ValueError(f"affine not filled in (empty: {', '.join(blank[:4])}{' ...' if len(blank) > 4 else ''})")
+                raise ValueError(f"affine not filled in (empty: {empty_cells(blank)})")
             spacing = float(r["spacing_um"])
             if not math.isfinite(spacing) or spacing <= 0:
                 raise ValueError(f"spacing_um {r['spacing_um']!r} must be a positive number")

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -46,13 +48,14 @@ def _quote(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def snapshot_files(lake: Lake, name: str) -> list[str]:
-    """The local paths of a table's current files; ValueError naming the table and file when the log cannot be
-    loaded or a file it names is missing (what `cytolake check` reports in full)."""
+def snapshot_files(lake: Lake, name: str, snapshot=None) -> list[str]:
+    """The local paths of a table's current files (or of `snapshot`, a DeltaTable loaded at another version:
+    `lake/history.py`); ValueError naming the table and file when the log cannot be loaded or a file it names
+    is missing (what `cytolake check` reports in full)."""
     from cytolake.lake.check import damaged_log_file
 
     try:
-        uris = lake.table(name).file_uris()
+        uris = (snapshot or lake.table(name)).file_uris()
     except Exception as e:  # delta-rs raises several kinds of error on a damaged log
         where = damaged_log_file(lake, name) or str(lake.path(name) / "_delta_log")
         raise ValueError(f"{where}: the log cannot be loaded ({type(e).__name__}: {e})") from None
@@ -63,10 +66,12 @@ def snapshot_files(lake: Lake, name: str) -> list[str]:
     return files
 
 
-def connect(lake: Lake, limits: SqlSettings | None = None) -> tuple[duckdb.DuckDBPyConnection, dict[str, str]]:
+def connect(lake: Lake, limits: SqlSettings | None = None, snapshots: dict | None = None
+            ) -> tuple[duckdb.DuckDBPyConnection, dict[str, str]]:
     """A DuckDB connection with a view per readable lake table over its current snapshot's files, no
     file-system access outside the lake folder, and the memory and thread limits set; and the tables left
-    out, with why.
+    out, with why. `snapshots`: tables to read at another version (table -> a loaded DeltaTable, or None for a
+    table that did not exist yet at the time asked for: empty, with its schema).
 
     The views read Parquet with DuckDB's own reader: registering pyarrow datasets instead breaks every
     string filter (DuckDB 2.0 pushes string_view literals that pyarrow cannot compare).
@@ -79,7 +84,8 @@ def connect(lake: Lake, limits: SqlSettings | None = None) -> tuple[duckdb.DuckD
             continue
         ts = schema(name)
         try:
-            files = snapshot_files(lake, name)
+            at = (snapshots or {}).get(name)
+            files = [] if name in (snapshots or {}) and at is None else snapshot_files(lake, name, at)
             if not files:
                 con.register(f"_empty_{name}", ts.empty())
                 con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "_empty_{name}"')
@@ -138,11 +144,12 @@ def _stopped(e: BaseException, fired: threading.Event, limits: SqlSettings) -> Q
     return None
 
 
-def run_duckdb(lake: Lake, sql: str, limits: SqlSettings | None = None) -> Result:
-    """Run one or more SELECT statements with DuckDB; the streamed result of the last. Anything else is refused."""
+def run_duckdb(lake: Lake, sql: str, limits: SqlSettings | None = None, snapshots: dict | None = None) -> Result:
+    """Run one or more SELECT statements with DuckDB; the streamed result of the last. Anything else is refused.
+    `snapshots`: tables read at another version than the current one (`lake/history.py: snapshots`)."""
     limits = limits or SqlSettings()
     statements = _select_only(sql)
-    con, damaged = connect(lake, limits)
+    con, damaged = connect(lake, limits, snapshots)
     timer = _Deadline(limits.timeout_s, con.interrupt)
     fired = timer.fired
     try:
@@ -291,3 +298,18 @@ def _spark_batches(df, source: list[pa.RecordBatch] | None, timer: "_Deadline",
 
 def _rows_batch(columns: list[str], rows: list[tuple]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([pa.array([r[i] for r in rows]) for i in range(len(columns))], names=columns)
+
+
+def lake_session(config: str | Path = "conf/local.yaml"):
+    """A Spark session (the config's `spark` settings) with every lake table of the config's lake registered
+    as a temporary view by its name, for Spark SQL and DataFrames over the lake from Python:
+    `.venv/bin/python -i -c "from cytolake.lake.sql import lake_session; spark = lake_session('conf/local.yaml')"`.
+    A damaged table is left out with a warning on stderr; the views show the snapshots current when called."""
+    from cytolake.config import load_config
+    from cytolake.lake.spark import spark_session
+
+    cfg = load_config(config)
+    spark = spark_session(cfg.spark)
+    for name, why in register_views(spark, Lake(cfg.paths.lake)).items():
+        print(f"warning: table {name} is damaged and left out: {why}", file=sys.stderr)
+    return spark
