@@ -133,6 +133,17 @@ def test_predictions_cover_every_node_and_a_rerun_trains_nothing(evaluated):
         assert np.array_equal(gs.classes.of_area[stored], r.predicted["gnn+"])
         members = gs.classes.of_area[None, :] == gs.classes.of_area[stored][:, None]
         assert np.all(gs.pmap[np.arange(len(gs)), stored] >= np.where(members, gs.pmap, 0).max(1))
+        # each GNN run's curves and the evaluation's scores in TensorBoard, beside the encoder's log
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        board = cfg.paths.models / r.model_version / "tensorboard"
+        for rid in r.runs["gnn"] + r.runs["gnn+"]:
+            events = EventAccumulator(str(board / rid)).Reload()
+            assert len(events.Scalars("gnn/val_f1")) >= 2 and events.Scalars("macro_f1/test")[0].value == \
+                pytest.approx(r.seed_scores["gnn+" if rid.startswith("gnnplus") else "gnn"][
+                    (r.runs["gnn+"] if rid.startswith("gnnplus") else r.runs["gnn"]).index(rid)]["test_macro_f1"])
+        evaluations = [d for d in board.iterdir() if d.name.startswith("eval-")]
+        assert evaluations and EventAccumulator(str(evaluations[0])).Reload().Scalars("macro_f1/pmap-argmax/test")
     v = lake.version("predictions"), lake.version("metrics")
     again = run_train_gnn(cfg, MODELS[0], "gnn+", **quiet)
     assert not again.trained and (lake.version("predictions"), lake.version("metrics")) == v

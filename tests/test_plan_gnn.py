@@ -117,3 +117,19 @@ def test_a_new_evaluation_commits_each_model_baseline_and_clustering_once():
 
 def test_an_evaluation_whose_metrics_are_committed_commits_nothing():
     assert metrics_to_commit("eval-1", [result()], committed=True) is None
+
+
+def test_overall_progress_counts_stages_and_estimates_the_time_left():
+    from cytolake.eval.progress import Stages
+
+    now = [100.0]
+    lines = []
+    stages = Stages("evaluate", 4, lines.append, clock=lambda: now[0])
+    stages("model a: the atlas alone")
+    now[0] += 30
+    stages("model a: GNN seed 0")
+    now[0] += 30
+    stages("model a: GNN+ seed 0")
+    assert lines[0] == "evaluate: stage 1 of 4: model a: the atlas alone (0:00 elapsed)"
+    assert lines[1] == "evaluate: stage 2 of 4: model a: GNN seed 0 (0:30 elapsed, about 1:30 left)"
+    assert lines[2] == "evaluate: stage 3 of 4: model a: GNN+ seed 0 (1:00 elapsed, about 1:00 left)"

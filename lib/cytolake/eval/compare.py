@@ -60,11 +60,14 @@ def linear_probe(gs: GraphSet, train: np.ndarray) -> np.ndarray:
     return clf.predict(x)
 
 
-def compare_model(settings: Settings, model_version: str, log=print) -> ModelResult:
+def compare_model(settings: Settings, model_version: str, log=print, stage=lambda what: None) -> ModelResult:
+    """pmap-argmax, the linear probe, and GNN and GNN+ over the GNN seeds for one feature model. `stage` is
+    called before each of its 1 + 2 x seeds stages (the overall progress of `evaluate`)."""
     lake = Lake(settings.paths.lake)
     gs = load_graphs(lake, model_version, merge_hemispheres=settings.atlas.merge_hemispheres)
     r = ModelResult(model_version, gs, feature_model(settings.paths.models, model_version))
     masks = split_score_masks(gs, settings)
+    stage(f"{model_version}: the atlas alone and the linear probe")
     r.predicted["pmap-argmax"] = gs.class_pmap.argmax(1)
     r.predicted["linear"] = linear_probe(gs, masks["train"] | masks["validation"])
     for m in ("pmap-argmax", "linear"):
@@ -73,6 +76,7 @@ def compare_model(settings: Settings, model_version: str, log=print) -> ModelRes
     for kind in ("gnn", "gnn+"):
         r.seed_scores[kind], r.runs[kind] = [], []
         for seed in settings.evaluate.gnn_seeds:
+            stage(f"{model_version}: {kind.upper()} seed {seed}")
             seeded = settings.model_copy(update={"gnn": settings.gnn.model_copy(update={"seed": seed})})
             run = run_train_gnn(seeded, model_version, kind, gs=gs, log=log)
             r.seed_scores[kind].append(score(gs, run.predicted, masks))

@@ -12,8 +12,10 @@ import pyarrow.compute as pc
 from cytolake.config import Settings
 from cytolake.eval.compare import compare_model, ModelResult
 from cytolake.eval.plan import evaluation_run, metrics_to_commit
+from cytolake.eval.progress import Stages
 from cytolake.eval.report import comparison_table, report_folder, write_report, write_run_info
 from cytolake.export.job import report_section, run_export
+from cytolake.gnn.job import write_curves
 from cytolake.lake import Lake
 
 
@@ -21,14 +23,20 @@ def run_evaluate(settings: Settings, log=print) -> tuple[str, list[ModelResult]]
     """(path of the report, per-model results)."""
     lake = Lake(settings.paths.lake)
     results = []
-    for m in settings.evaluate.models:
-        log(f"evaluate: {m}")
-        results.append(compare_model(settings, m, log=log))
+    models = settings.evaluate.models
+    stage = Stages("evaluate", len(models) * (1 + 2 * len(settings.evaluate.gnn_seeds)) + 1, log)
+    for m in models:
+        results.append(compare_model(settings, m, log=log, stage=stage))
     run = evaluation_run({r.model_version: r.graphs.graph_hashes for r in results}, settings)
     committed = lake.read("metrics", ["run_id"], filters=pc.field("run_id") == run).num_rows > 0
     rows = metrics_to_commit(run, results, committed)
     if rows is not None:
         lake.merge("metrics", rows)
+    for r in results:  # the comparison beside each encoder's TensorBoard log, one folder per evaluation
+        write_curves(settings.paths.models / r.model_version / "tensorboard" / run, [],
+                     {f"{m}/{k}": sum(s[k] for s in r.seed_scores[m]) / len(r.seed_scores[m])
+                      for m in r.seed_scores for k in ("test_macro_f1", "transfer_macro_f1")})
+    stage("metrics, report and maps")
     names = list(results[0].graphs.classes.names)
     sections = {(s["brain_id"], s["section_id"]): s for s in lake.read("sections").to_pylist()}
     folder = report_folder(settings.paths.reports, run, _dt.date.today())

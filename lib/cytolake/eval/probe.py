@@ -14,7 +14,9 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from cytolake.atlas.classes import Classes, classes_of
 from cytolake.config import Settings
+from cytolake.eval.progress import Stages
 from cytolake.lake import Lake
 from cytolake.metrics import macro_f1
 from cytolake.train.model import RANDOM_INIT, ensure_random_encoder, load_encoder, to_input
@@ -39,16 +41,23 @@ def embed(model: torch.nn.Module, lake: Lake, split: str, max_samples: int, seed
     return np.concatenate(feats)[:max_samples], np.concatenate(labels)[:max_samples]
 
 
-def probe(model: torch.nn.Module, lake: Lake, max_samples: int = 3000, seed: int = 0) -> dict[str, float]:
-    """Macro-F1 of the linear and k-NN probes on `test` and `transfer` (classes seen in training only)."""
-    xtr, ytr = embed(model, lake, "train", max_samples, seed)
+def probe(model: torch.nn.Module, lake: Lake, max_samples: int = 3000, seed: int = 0, classes: Classes | None = None,
+          stage=lambda what: None) -> dict[str, float]:
+    """Macro-F1 of the linear and k-NN probes on `test` and `transfer` (classes seen in training only), labels
+    taken as `classes` (atlas/classes.py; None: the areas). `stage` is called before each split's embedding."""
+    def labelled(split):
+        stage(f"embedding the {split} patches")
+        x, y = embed(model, lake, split, max_samples, seed)
+        return x, (y if classes is None else classes.label(y))
+
+    xtr, ytr = labelled("train")
     if len(set(ytr)) < 2:
         raise RuntimeError("fewer than two labelled areas in the train split: nothing to probe")
     linear = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.5)).fit(xtr, ytr)
     knn = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=10)).fit(xtr, ytr)
     out = {"train_samples": float(len(ytr)), "classes": float(len(set(ytr)))}
     for split in ("test", "transfer"):
-        x, y = embed(model, lake, split, max_samples, seed)
+        x, y = labelled(split)
         keep = np.isin(y, ytr)
         if not keep.any():
             continue
@@ -59,14 +68,17 @@ def probe(model: torch.nn.Module, lake: Lake, max_samples: int = 3000, seed: int
     return out
 
 
-def run_probe(settings: Settings, version: str, max_samples: int = 3000) -> tuple[dict[str, dict[str, float]], Path]:
+def run_probe(settings: Settings, version: str, max_samples: int = 3000,
+              log=print) -> tuple[dict[str, dict[str, float]], Path]:
     """The probes of encoder `version` and of the random-init baseline (both under paths.models; the baseline
     is created from train.seed if absent, as the embed job does), written to paths.reports/probe-VERSION.json."""
     lake = Lake(settings.paths.lake)
     models = Path(settings.paths.models)
     ensure_random_encoder(settings, models / RANDOM_INIT)  # the same baseline as the report's random-init row
-    results = {version: probe(load_encoder(models / version), lake, max_samples),
-               RANDOM_INIT: probe(load_encoder(models / RANDOM_INIT), lake, max_samples)}
+    classes = classes_of(lake.read("areas", ["area_index", "name", "hemisphere"]), settings.atlas.merge_hemispheres)
+    stages = Stages("probe", 6, log)
+    results = {v: probe(load_encoder(models / v), lake, max_samples, classes=classes,
+                        stage=lambda what, v=v: stages(f"{v}: {what}")) for v in (version, RANDOM_INIT)}
     out = Path(settings.paths.reports) / f"probe-{version}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

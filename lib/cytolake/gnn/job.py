@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -83,6 +84,22 @@ def _prediction_table(rid: str, gs: GraphSet, kind: Inputs, probs: np.ndarray) -
         "probabilities": list_array(probs, pa.float32())})
 
 
+def write_curves(folder, history: list[dict], scores: dict[str, float]) -> None:
+    """A GNN run's TensorBoard log: per epoch its loss, training and validation macro-F1 and validation loss, and
+    the run's final macro-F1 per split; one folder per run beside the encoder's own log
+    (`paths.models/<model>/tensorboard/<run id>`), so `tensorboard --logdir <paths.models>` shows them together."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(folder)) as w:
+        for h in history:
+            for key in ("loss", "train_f1", "val_f1", "val_loss"):
+                if h.get(key) == h.get(key):  # nan: epoch 0 has no training loss
+                    w.add_scalar(f"gnn/{key}", h[key], h["epoch"])
+        for key, value in scores.items():
+            if key.endswith("macro_f1") and value == value:
+                w.add_scalar(f"macro_f1/{key.removesuffix('_macro_f1')}", value, 0)
+
+
 def _fit_predict(settings: Settings, rid: str, gs: GraphSet, kind: Inputs, masks: dict[str, np.ndarray],
                  n_classes: int, log) -> tuple[np.ndarray, object]:
     """Train the GAT on the train mask (the epoch chosen on validation); (per-node probabilities, the fit)."""
@@ -115,6 +132,7 @@ def run_train_gnn(settings: Settings, model_version: str, kind: Inputs, gs: Grap
                "epochs": len(fitted.history), "classes": gs.classes.description,
                "sampled": fitted.sampled, "graphs": gs.graph_hashes}
     lake.merge("metrics", metric_rows(rid, model_version, "train_gnn", scores, details))
+    write_curves(Path(settings.paths.models) / model_version / "tensorboard" / rid, fitted.history, scores)
     log(f"train_gnn {rid}: kept epoch {fitted.best_epoch} (the best validation epoch's gain over epoch 0, "
         f"one-sided 95 % lower bound {fitted.val_gain_low:.3f}); macro-F1 test {scores['test_macro_f1']:.3f}, "
         f"transfer {scores['transfer_macro_f1']:.3f}")
