@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from cytolake.atlas.classes import classes_of
 from cytolake.config import load_config
 from cytolake.eval.compare import ModelResult
 from cytolake.eval.plan import evaluation_run, metrics_to_commit
@@ -23,7 +24,9 @@ def graphs(hashes=HASHES, model="m1") -> GraphSet:
     z = np.zeros(n)
     return GraphSet(model, np.array(["B01", "B01", "B02"]), np.array([0, 1, 0]), z, np.array(["train"] * n),
                     np.array([0, 1, -1]), np.zeros((n, 2), np.float32), np.zeros((n, 2), np.float32),
-                    np.zeros((n, 3), np.float32), z, z, np.array([0, 1]), np.array([1, 0]), dict(hashes))
+                    np.zeros((n, 3), np.float32), z, z, np.array([0, 1]), np.array([1, 0]), dict(hashes),
+                    classes_of([{"area_index": 0, "name": "a", "hemisphere": "B"},
+                                {"area_index": 1, "name": "b", "hemisphere": "B"}], False), np.array([0, 1, -1]))
 
 
 def with_gnn(**kw):

@@ -107,7 +107,8 @@ def test_the_training_step_lowers_the_loss_on_a_batch_it_sees_again(objective):
     area shows in the image (four textures, one per area; pmap vectors peaked on the patch's area), the
     loss after 30 steps is well under the first step's. No lake and no Spark: the step alone."""
     from cytolake.config import load_config
-    from cytolake.train.trainer import _step, _training
+    from cytolake.atlas.classes import classes_of
+    from cytolake.train.trainer import _step, _targets, _training
 
     t = load_config(ROOT / "conf" / "test.yaml").train.model_copy(update={"objective": objective, "lr": 1e-3})
     gen = torch.Generator().manual_seed(0)
@@ -120,7 +121,9 @@ def test_the_training_step_lowers_the_loss_on_a_batch_it_sees_again(objective):
     pmap = torch.nn.functional.one_hot(area, 4).float() * 0.96 + 0.01
     batch = {"image": image, "pmap": pmap, "label": area, "step": torch.tensor(0)}
     tr = _training(t, 4, 40, torch.device("cpu"))
-    losses_ = [float(_step(tr, t, batch, 0, 4, None, Single(), torch.device("cpu"), None)) for _ in range(30)]
+    areas = _targets(classes_of([{"area_index": i, "name": f"a{i}", "hemisphere": "B"} for i in range(4)], False),
+                     torch.device("cpu"))
+    losses_ = [float(_step(tr, t, batch, 0, areas, None, Single(), torch.device("cpu"), None)) for _ in range(30)]
     assert np.mean(losses_[-3:]) < 0.8 * losses_[0], losses_
 
 
