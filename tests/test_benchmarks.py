@@ -59,12 +59,14 @@ def train_sections_conf(evaluated, tmp_path_factory) -> Path:
 def wide_patches_conf(tiled_session, spark, tmp_path_factory) -> Path:
     """The tiled lake tiled again at 32 px with no transfer brain, and a random-init encoder: the depth
     profile that validation_science's probe computes needs 24 px or more (the test lake's patches are 16),
-    its folds two annotated `train` sections."""
+    its folds two annotated `train` sections, and the true-depth oracles (neighbour_separability's
+    `--patches`) patches at the sections' own spacing. A wider stride than the test lake's keeps it small."""
     from cytolake.tiling.job import run_tile
 
     base = tmp_path_factory.mktemp("bench")
     cfg = copy_of(tiled_session, base)
-    cfg = cfg.model_copy(update={"tiling": cfg.tiling.model_copy(update={"patch_px": 32, "transfer_brains": ()})})
+    tiling = {"patch_px": 32, "transfer_brains": (), "spacing_um": cfg.synth.spacing_um, "stride_um": 4000.0}
+    cfg = cfg.model_copy(update={"tiling": cfg.tiling.model_copy(update=tiling)})
     run_tile(cfg, spark, log=quiet)
     ensure_random_encoder(cfg, Path(cfg.paths.models) / RANDOM_INIT)
     return write_config(cfg, base / "wide.yaml")
@@ -142,17 +144,23 @@ def test_patch_information(evaluated_conf, capsys):
 
 
 @pytest.mark.slow
-def test_neighbour_separability(capsys):
-    """Slow: finding the pairs the atlas confuses reads every area's map (~45 s on a busy host)."""
-    neighbour_separability.main(["--config", str(ROOT / "conf" / "test.yaml"), "--brains", "6", "--top", "3",
-                                 "--per-brain", "3"])
+def test_neighbour_separability(wide_patches_conf, capsys):
+    """Slow: finding the pairs the atlas confuses reads every area's map (~20-45 s on a busy host). With
+    `--patches` on a lake too small for any pair: the features and oracles are computed, no pair is scored."""
+    neighbour_separability.main(["--config", str(wide_patches_conf), "--brains", "6", "--top", "3",
+                                 "--per-brain", "3", "--patches"])
     r = printed_json(capsys)
     assert r["summary"]["confused_pairs"] > 0 and len(r["most_confused"]) == 3
     for kind in ("ideal", "rendered", "rendered_two_brains"):
         assert 0 <= r["summary"][kind]["voxel_weighted_mean_accuracy"] <= 1
+    assert r["demo_patches"] == []
 
 
+@pytest.mark.slow
 def test_validation_science_probe(wide_patches_conf, capsys):
+    """Slow: 16 prior + correction fits and a logistic regression per feature set (~20-80 s). Its oracles
+    (`--oracle`, `--area-isolated`) are left out: minutes here; their true-depth profiles are
+    neighbour_separability's, run by its test with `--patches`."""
     assert validation_science.main(["--config", str(wide_patches_conf), "probe"]) == 0
     out = capsys.readouterr().out
     assert "labelled train-split patches" in out and "(0 sections)" not in out
