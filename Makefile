@@ -84,12 +84,12 @@ test-fast: setup
 
 bench: setup
 	@test -d data/lake/patches || $(MAKE) demo
-	$(PY) benchmarks/tile.py --config $(CONFIG) --scaling
-	$(PY) benchmarks/train.py --config $(CONFIG)
-	$(PY) benchmarks/embed.py
-	$(PY) benchmarks/tile_memory.py --config $(CONFIG)
-	$(PY) benchmarks/gnn.py --config $(CONFIG)
-	$(PY) benchmarks/jvm_start.py --config $(CONFIG)
+	$(PY) -m benchmarks.throughput.tile --config $(CONFIG) --scaling
+	$(PY) -m benchmarks.throughput.train --config $(CONFIG)
+	$(PY) -m benchmarks.throughput.embed
+	$(PY) -m benchmarks.throughput.tile_memory --config $(CONFIG)
+	$(PY) -m benchmarks.throughput.gnn --config $(CONFIG)
+	$(PY) -m benchmarks.throughput.jvm_start --config $(CONFIG)
 
 clean-data:
 	rm -rf data/

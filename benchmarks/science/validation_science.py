@@ -1,6 +1,6 @@
 """What the image features add to the atlas prior, measured on held-out sections of the TRAINING brains only
 (the `train` split's annotated sections; no `test` or `transfer` node is read). Two parts, on a lake that
-`make demo` has filled (RESULTS.md, Science, "What the images add to the atlas"):
+`make demo` has filled (results/science.md, "What the images add to the atlas"):
 
   probe   For each encoder under paths.models (and the hand-made statistics of patch_information.py): a linear
           probe of the area label fitted on the labelled train-split patches of 3 in 4 sections, macro-F1 on the
@@ -17,16 +17,15 @@
           prior's argmax (GNN+) or the report's linear probe on the same nodes (GNN). `--epochs`, `--patience`,
           `--lr` override the config's `gnn` settings. Classes as the pipeline's (`atlas.merge_hemispheres`).
 
-    .venv/bin/python benchmarks/validation_science.py --config conf/local.yaml probe [--oracle] [--area-isolated] [--no-encoders]
-    .venv/bin/python benchmarks/validation_science.py --config conf/local.yaml gnn --models contrastive-pmap-v1 random-init
-    .venv/bin/python benchmarks/validation_science.py --config conf/local.yaml gnn --kind gnn --lr 0.02
+    .venv/bin/python -m benchmarks.science.validation_science --config conf/local.yaml probe [--oracle] [--area-isolated] [--no-encoders]
+    .venv/bin/python -m benchmarks.science.validation_science --config conf/local.yaml gnn --models contrastive-pmap-v1 random-init
+    .venv/bin/python -m benchmarks.science.validation_science --config conf/local.yaml gnn --kind gnn --lr 0.02
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 from functools import cache
 from pathlib import Path
 
@@ -37,19 +36,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+from cytolake.atlas.classes import classes_of
+from cytolake.config import load_config
+from cytolake.eval.compare import linear_probe
+from cytolake.gnn import train as gnn_train
+from cytolake.gnn.data import load_graphs
+from cytolake.lake import Lake
+from cytolake.metrics import macro_f1
+from cytolake.train.model import load_encoder, to_input
 
-from patch_information import depth_profile, statistics  # noqa: E402
-
-from cytolake.atlas.classes import classes_of  # noqa: E402
-from cytolake.config import load_config  # noqa: E402
-from cytolake.eval.compare import linear_probe  # noqa: E402
-from cytolake.gnn import train as gnn_train  # noqa: E402
-from cytolake.gnn.data import load_graphs  # noqa: E402
-from cytolake.lake import Lake  # noqa: E402
-from cytolake.metrics import macro_f1  # noqa: E402
-from cytolake.train.model import load_encoder, to_input  # noqa: E402
+from benchmarks.science.patch_information import depth_profile, statistics
 
 
 PRIOR = "the prior's argmax"
@@ -122,7 +118,7 @@ def probe(cfg, oracle: bool = False, encoders: bool = True, isolated: bool = Fal
     sources = dict(full)
     held_out = list(ORACLES.values()) if oracle else []
     if oracle or isolated:  # the world's own depth of every pixel (neighbour_separability.true_depth_profiles): not an input
-        from neighbour_separability import true_depth_profiles
+        from benchmarks.science.neighbour_separability import true_depth_profiles
 
         true_depth = cache(lambda: true_depth_profiles(cfg, np.array(t["brain_id"].to_pylist()),
                                                        np.array(t["section_id"].to_pylist()),
@@ -202,7 +198,7 @@ def gnn(cfg, models: list[str], kind: str = "gnn+") -> None:
             print(f"{model:24s} {kind:4s} {rule}: {paired(np.array(scores[rule]) - scores[baseline], 'against ' + baseline)}")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="conf/local.yaml")
     ap.add_argument("part", choices=["probe", "gnn"])
@@ -217,7 +213,7 @@ def main() -> int:
     ap.add_argument("--area-isolated", action="store_true",
                     help="probe: also every feature set on the patch with the cortex of areas other than the centre's "
                          "painted over with its white-matter grey (the world's truth: an oracle), held out by section")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     torch.set_num_threads(2)
     cfg = load_config(a.config)
     if a.part == "probe":

@@ -1,6 +1,6 @@
 """Peak memory of a tiling task as the section grows (it must not grow with the section).
 
-    python benchmarks/tile_memory.py --config conf/local.yaml [--sizes 10240 30720 61440]
+    .venv/bin/python -m benchmarks.throughput.tile_memory --config conf/local.yaml [--sizes 10240 30720 61440]
         [--source-um 2] [--patch-px 256] [--spacing-um 4] [--stride-um 1000]
 
 For each size, a square section at `--source-um` per pixel (61440 px at 2 um: 123 mm, a whole human
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-SRC = Path(__file__).resolve().parents[1] / "lib"
+SRC = Path(__file__).resolve().parents[2] / "lib"
 
 
 def _status_mb(field: str) -> float:
@@ -113,7 +113,7 @@ def run_child(stage: str, image: Path | None, args: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="conf/local.yaml")
     p.add_argument("--sizes", type=int, nargs="+", default=[10240, 30720, 61440])
@@ -124,7 +124,7 @@ def main() -> None:
     p.add_argument("--child", choices=["baseline", "a", "b"], help=argparse.SUPPRESS)
     p.add_argument("--image", help=argparse.SUPPRESS)
     p.add_argument("--args", help=argparse.SUPPRESS)
-    a = p.parse_args()
+    a = p.parse_args(argv)
     if a.child:
         print(json.dumps(child(a.child, a.image, json.loads(a.args))))
         return

@@ -1,6 +1,6 @@
 """Peak memory of the cortex mask of a section WITHOUT a pyramid, as the section grows (it must not grow).
 
-    python benchmarks/mask_memory.py [--sizes 10240 20480 40960] [--source-um 2] [--mask-um 320]
+    .venv/bin/python -m benchmarks.throughput.mask_memory [--sizes 10240 20480 40960] [--source-um 2] [--mask-um 320]
 
 For each size, a square single-level tiled BigTIFF (512 px tiles, zlib; a bright field with a dark ring of
 'cortex') at `--source-um` per pixel is written. Then, each in a fresh process:
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-SRC = Path(__file__).resolve().parents[1] / "lib"
+SRC = Path(__file__).resolve().parents[2] / "lib"
 TILE = 512
 
 
@@ -71,7 +71,7 @@ def run_child(stage: str, image: Path | None, args: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[10240, 20480, 40960])
     p.add_argument("--source-um", type=float, default=2.0)
@@ -79,7 +79,7 @@ def main() -> None:
     p.add_argument("--child", choices=["baseline", "mask"], help=argparse.SUPPRESS)
     p.add_argument("--image", help=argparse.SUPPRESS)
     p.add_argument("--args", help=argparse.SUPPRESS)
-    a = p.parse_args()
+    a = p.parse_args(argv)
     args = {"source_um": a.source_um, "mask_um": a.mask_um}
     if a.child:
         print(json.dumps(child(a.child, a.image, json.loads(a.args))))

@@ -1,6 +1,6 @@
 """Embedding throughput as ratios against baselines taken in the same run.
 
-    python benchmarks/embed.py [--patch-px 64] [--batch 256] [--head-downsample 1] [--repeats 3] [--device cpu|cuda]
+    .venv/bin/python -m benchmarks.throughput.embed [--patch-px 64] [--batch 256] [--head-downsample 1] [--repeats 3] [--device cpu|cuda]
 
   ours        patches/s of what each Spark embed task does per batch (`embed_images`: raw uint8 bytes ->
               tensor -> input scaling -> encoder -> float32 numpy), encoder loaded through
@@ -27,21 +27,21 @@ from torchvision.models import resnet50
 from cytolake.config import Settings
 from cytolake.embed.inference import cached_encoder, embed_images
 from cytolake.train.model import LAYOUTS, ensure_random_encoder, load_encoder, with_layout
-from timing import call_seconds
+from benchmarks.throughput.timing import call_seconds
 
 
 def best_rate(fn, n: int, repeats: int, device: str) -> float:
     return n / min(call_seconds(fn, repeats, device))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--patch-px", type=int, default=64)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--head-downsample", type=int, default=1, help="the seed's 2048 px: 8 (conf/cluster.example.yaml)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     torch.manual_seed(0)
     pixels = np.random.default_rng(0).integers(0, 255, (a.batch, a.patch_px, a.patch_px), np.uint8)
     res = {"device": a.device, "threads": torch.get_num_threads(), "patch_px": a.patch_px, "batch": a.batch,

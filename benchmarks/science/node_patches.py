@@ -1,7 +1,7 @@
 """Science: where a graph node's features come from, against the synthetic truth.
 
-    python benchmarks/node_patches.py --config conf/local.yaml [--model random-init] [--build] [--brains B01 ...]
-                                      [--same-nodes-as OTHER_LAKE]
+    .venv/bin/python -m benchmarks.science.node_patches --config conf/local.yaml [--model random-init] [--build]
+        [--brains B01 ...] [--same-nodes-as OTHER_LAKE]
 
 For every node of the model's graphs in the lake: the true area at the node's image location (the world's
 truth, `<landing>/<brain>/truth/section_XXXX_labels.tif`) against the true area at the centre of the patch
@@ -34,14 +34,14 @@ from cytolake.tiling.geometry import patch_geometry, patch_id
 GRID = np.linspace(-0.5, 0.5, 9)  # points over a patch window, in window sides
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True)
     p.add_argument("--model", default="random-init")
     p.add_argument("--build", action="store_true", help="run build_graph for the model first, timed")
     p.add_argument("--brains", nargs="*")
     p.add_argument("--same-nodes-as", help="another lake: only the nodes its graphs of the model also have")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     cfg = load_config(a.config)
     res: dict = {"model": a.model}
     if a.build:
@@ -114,7 +114,8 @@ def main() -> None:
                footprint_in_own_area=round(float(np.mean(footprint)) if footprint else float("nan"), 4),
                footprint_in_areas_in_own_area=round(float(np.mean(of_areas)) if of_areas else float("nan"), 4))
     print(json.dumps(res, indent=1))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -41,7 +41,7 @@ seeds): what the rendered pixels hold at all, before any geometry has to be foun
 scored across sections of the same brains (`*_across_sections`, sections held out whole, the test split's
 case) besides across brains (the transfer brain's case).
 
-    .venv/bin/python benchmarks/neighbour_separability.py [--config conf/local.yaml] [--brains 200] [--patches]
+    .venv/bin/python -m benchmarks.science.neighbour_separability [--config conf/local.yaml] [--brains 200] [--patches]
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def truth_axis_profiles(cfg, brains, sections, xs, ys, px: int) -> tuple[np.ndar
     import tifffile
     from scipy import ndimage
 
-    from patch_information import depth_profile
+    from benchmarks.science.patch_information import depth_profile
 
     along_axis, centred = np.zeros((len(xs), 36)), np.zeros((len(xs), 36))
     half = np.arange(px) - px / 2 + 0.5
@@ -252,7 +252,8 @@ def lake_pairs(cfg, rows: list[dict]) -> list[dict]:
     from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 
     from cytolake.lake import Lake
-    from patch_information import depth_profile, statistics
+
+    from benchmarks.science.patch_information import depth_profile, statistics
 
     lake = Lake(cfg.paths.lake)
     names_of = {r["area_index"]: r["name"] for r in lake.read("areas", ["area_index", "name"]).to_pylist()}
@@ -292,7 +293,7 @@ def lake_pairs(cfg, rows: list[dict]) -> list[dict]:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="conf/local.yaml")
     p.add_argument("--brains", type=int, default=200)
@@ -301,7 +302,7 @@ def main() -> None:
     p.add_argument("--per-brain", type=int, default=40,
                    help="patches per area and brain of the two-brain observer (the demo: ~40 labelled train patches)")
     p.add_argument("--patches", action="store_true", help="also the pairs on the demo lake's labelled train patches")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     cfg = load_config(a.config)
     spacing, section = cfg.tiling.spacing_um, cfg.synth.section_thickness_um
     pairs = confused_pairs(Atlas(cfg.atlas))

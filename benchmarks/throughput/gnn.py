@@ -1,6 +1,6 @@
 """Epoch time of the GAT on a large synthetic graph, as the train_gnn job runs it.
 
-    python benchmarks/gnn.py --config conf/local.yaml [--nodes 1000000] [--labelled 0.3] [--areas 103]
+    .venv/bin/python -m benchmarks.throughput.gnn --config conf/local.yaml [--nodes 1000000] [--labelled 0.3] [--areas 103]
 
 The graph is a triangulated square grid (every vertex joined to 6 neighbours, like a surface mesh), with
 GNN+'s input width (128 feature components + the pmap vector + 3 coordinates) and `--areas` classes;
@@ -55,13 +55,13 @@ def mlp_pass(x: torch.Tensor, y: torch.Tensor, widths: list[int], n_classes: int
     return time.perf_counter() - t0
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="conf/local.yaml")
     p.add_argument("--nodes", type=int, default=1_000_000)
     p.add_argument("--labelled", type=float, default=0.3)
     p.add_argument("--areas", type=int, default=103)
-    a = p.parse_args()
+    a = p.parse_args(argv)
     s = load_config(a.config).gnn
     torch.manual_seed(0)
     src, dst, n = grid_mesh(a.nodes)

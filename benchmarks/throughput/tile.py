@@ -1,6 +1,6 @@
 """Tiling throughput as a ratio against the same run's baseline.
 
-    python benchmarks/tile.py --config conf/local.yaml [--large-px 20480] [--large-spacing-um 16] [--large-stride-um 250]
+    .venv/bin/python -m benchmarks.throughput.tile --config conf/local.yaml [--large-px 20480] [--large-spacing-um 16] [--large-stride-um 250]
         [--skip-large] [--scaling]
 
 Figures, per input (the demo lake; one large synthetic section):
@@ -146,7 +146,7 @@ def scaling(cfg, src: Path, scratch: Path) -> dict:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="conf/local.yaml")
     p.add_argument("--large-px", type=int, default=20480)
@@ -154,7 +154,7 @@ def main() -> None:
     p.add_argument("--large-stride-um", type=float, default=250.0, help="patch stride on the large section")
     p.add_argument("--skip-large", action="store_true")
     p.add_argument("--scaling", action="store_true", help="also tile the demo lake on local[1] and local[2]")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     cfg = load_config(a.config)
     src = Path(cfg.paths.lake)
     if not (src / "sections").is_dir():

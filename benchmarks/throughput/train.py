@@ -1,6 +1,6 @@
 """Training and reader throughput as ratios against baselines taken in the same run.
 
-    python benchmarks/train.py --config conf/local.yaml [--patch-px 64] [--batch 32] [--steps 5] [--device cpu|cuda]
+    .venv/bin/python -m benchmarks.throughput.train --config conf/local.yaml [--patch-px 64] [--batch 32] [--steps 5] [--device cpu|cuda]
 
   step    samples/s of our training step (input head + ResNet-50 + projection + pmap loss, AdamW)
           vs a bare torchvision ResNet-50 step (3-channel input, cross-entropy) at the size the backbone
@@ -11,7 +11,7 @@
           on the demo lake's train split (needs `make demo`; --skip-reader leaves it out) and on a scratch
           table of seed-size patches (--seed-px, 0 leaves it out), once for each of --workers
 On a GPU also: bf16 autocast for both sides, and channels_last for the bare network (ours: --layouts).
-`benchmarks/gpu.sh` runs the GPU set.
+`benchmarks/throughput/gpu.sh` runs the GPU set.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from cytolake.train.dist import Single
 from cytolake.train.model import LAYOUTS, Encoder, with_layout
 from cytolake.train.reader import COLUMNS, PatchStream, image_array, snapshot_units
 from cytolake.train.trainer import contrastive_loss_step, training_layout
-from timing import call_seconds
+from benchmarks.throughput.timing import call_seconds
 
 
 def mean_seconds(fn, steps: int, device) -> float:
@@ -144,7 +144,7 @@ def seed_size_lake(root, px: int, n: int) -> Lake:
     return lake
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="conf/local.yaml")
     p.add_argument("--patch-px", type=int, nargs="*", default=[64])
@@ -160,7 +160,7 @@ def main() -> None:
     p.add_argument("--seed-samples", type=int, default=192)
     p.add_argument("--seed-batch", type=int, default=16, help="batch of the seed-size reader measurement")
     p.add_argument("--shuffle-buffer", type=int, default=2048, help="shuffle buffer of the seed-size reader measurement")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     device = torch.device(a.device)
     layouts = a.layouts or [training_layout(device)]
     res = {"step": [step_ratio(px, a.batch, a.steps, device, a.head_downsample, lay) for px in a.patch_px for lay in layouts],

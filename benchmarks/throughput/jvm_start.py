@@ -5,7 +5,7 @@ a first small job (1,000 rows grouped and collected), with the archive (`spark.c
 without it; the baseline is the same start without the archive, taken in the same run. Prints each start
 and the ratio of the medians (with / without).
 
-    .venv/bin/python benchmarks/jvm_start.py [--config conf/test.yaml] [--runs 3]
+    .venv/bin/python -m benchmarks.throughput.jvm_start [--config conf/test.yaml] [--runs 3]
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ def one_start(config: str, archive: bool) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="conf/test.yaml")
     p.add_argument("--runs", type=int, default=3)
-    a = p.parse_args()
+    a = p.parse_args(argv)
     from cytolake.lake.class_archive import CLASS_ARCHIVE, archive_option
 
     if not archive_option():

@@ -1,9 +1,10 @@
 """The seed's whole comparison repeated over synthetic worlds: for each world seed (brains, parcellations,
 laminar variation, staining, artifacts), the demo's pipeline on a lake of its own, then the table of
 macro-F1 as mean ± sd over world seeds (each world's own value being the mean over its GNN seeds), the
-per-world check of the issue's targets, and the lot appended to benchmarks/RESULTS.md.
+per-world check of the issue's targets, and with --write the lot appended to the science history,
+benchmarks/results/science.md.
 
-    .venv/bin/python benchmarks/science.py --config conf/local.yaml [--seeds 0 1 2] [--write]
+    .venv/bin/python -m benchmarks.science.worlds --config conf/local.yaml [--seeds 0 1 2] [--write]
 
 Each world lives in data/science/seed-<N>/ (landing, lake, models, reports) and is reused when it is
 there (every job is incremental), so an interrupted run goes on where it stopped. About the demo's time
@@ -23,10 +24,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "lib"))
+from cytolake.config import load_config
 
-from cytolake.config import load_config  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 # The demo's feature models: (model version, train_contrastive objective); random-init is never trained.
 TRAINED = (("contrastive-pmap-v1", "contrastive"), ("contrastive-sup-v1", "contrastive-label"), ("supervised-v1", "supervised"))
@@ -95,12 +95,12 @@ def table(worlds: dict[int, dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="conf/local.yaml")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--write", action="store_true", help="append the result to benchmarks/RESULTS.md")
-    a = p.parse_args()
+    p.add_argument("--write", action="store_true", help="append the result to benchmarks/results/science.md")
+    a = p.parse_args(argv)
     worlds = {}
     t0 = time.perf_counter()
     for seed in a.seeds:
@@ -110,7 +110,7 @@ def main() -> int:
             print(f"  {'met   ' if ok else 'MISSED'} {name}")
     out = [f"### Science benchmark, {datetime.now(timezone.utc):%Y-%m-%d} ({len(worlds)} world seeds, "
            f"{(time.perf_counter() - t0) / 60:.0f} min)", "",
-           f"Command: `.venv/bin/python benchmarks/science.py --config {a.config} --seeds {' '.join(map(str, a.seeds))} --write`. "
+           f"Command: `.venv/bin/python -m benchmarks.science.worlds --config {a.config} --seeds {' '.join(map(str, a.seeds))} --write`. "
            "Macro-F1, mean ± sd over world seeds (each world: mean over its GNN seeds).", "", table(worlds), "",
            "Targets per world seed:", ""]
     for seed, s in worlds.items():
@@ -119,7 +119,7 @@ def main() -> int:
     text = "\n".join(out) + "\n"
     print(text)
     if a.write:
-        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
+        with open(ROOT / "benchmarks" / "results" / "science.md", "a") as f:
             f.write("\n" + text)
     return 0
 

@@ -4,24 +4,20 @@ regression, trained on the labelled `train` patches and scored by macro-F1 on `t
 hemispheres merged (left and right of an area share a cytoarchitecture). A reference for the learned
 encoders' linear probes (`jobs/probe.py`, the report's linear column).
 
-    .venv/bin/python benchmarks/patch_information.py --config conf/local.yaml   # after make demo
+    .venv/bin/python -m benchmarks.science.patch_information --config conf/local.yaml   # after make demo
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.preprocessing import StandardScaler
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
-
-from cytolake.config import load_config  # noqa: E402
-from cytolake.lake import Lake  # noqa: E402
+from cytolake.config import load_config
+from cytolake.lake import Lake
 
 
 def statistics(p: np.ndarray) -> np.ndarray:
@@ -58,10 +54,10 @@ def depth_profile(p: np.ndarray, bins: int = 24, turn: bool = True) -> np.ndarra
     return np.r_[binned, np.abs(np.fft.rfft(prof - prof.mean()))[1:13]]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="conf/local.yaml")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     lake = Lake(load_config(a.config).paths.lake)
     areas = lake.read("areas", ["area_index", "name"]).to_pylist()
     merged = {r["area_index"]: r["name"] for r in areas}  # area name without hemisphere

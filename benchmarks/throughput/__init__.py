@@ -1,0 +1,1 @@
+"""Speed and memory of the pipeline's stages, each a ratio against a baseline taken in the same run."""
