@@ -265,7 +265,7 @@ def write_report(out: Path, results: list[ModelResult], area_names: list[str], s
 
 
 def scores_summary(results: list[ModelResult]) -> dict:
-    """Macro-F1 per feature model, method and split: one value per GNN seed (what benchmarks/science.py reads),
+    """Macro-F1 per feature model, method and split: one value per GNN seed (what benchmarks/science/worlds.py reads),
     and the paired interval of GNN+ minus pmap-argmax per split."""
     return {r.feature_model: {"model_version": r.model_version, "classes": r.graphs.classes.description,
                               "gnn+_minus_atlas_95": {k: list(v) for k, v in r.gain_over_atlas.items()},
