@@ -1,5 +1,5 @@
-"""Synthetic brains: a true parcellation drawn with the pmaps' frequencies, a small deformation of the tissue, coronal sections
-rendered as tiled images, a manifest, annotations for some sections, and the truth for scoring.
+"""Synthetic brains: a true parcellation drawn with the pmaps' frequencies, a small deformation of the
+tissue, coronal sections rendered as tiled images, a manifest, annotations for some sections, and the truth for scoring.
 
 Geometry of a section: pixel (col, row) of section image k maps to MNI mm through the 4x4 affine in
 the manifest, `xyz = A @ (col, row, 0, 1)` (integer pixel indices are pixel centres). The brain's true
