@@ -16,7 +16,8 @@ LIB = Path(__file__).resolve().parents[1] / "lib"
 LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(level) for level in (
     {"", "config", "schemas", "metrics"},  # foundation: settings, the one schema source, scores ("" is cytolake/__init__)
     {"io"},  # input files (content hashes), images, pyramid levels, label images, manifests, warps
-    {"lake"},  # Delta tables and their snapshots' file lists, fingerprints of derived state, Spark, SQL
+    {"lake"},  # storage: Delta tables, their snapshots' file lists and history, checks, upkeep, fingerprints, the lock
+    {"engines"},  # what reads and writes the tables: Spark (session, JVM start-up, one-commit writes), SQL
     {"atlas"},  # the pmaps, the area order, trilinear corners, the lake-vs-atlas check, the pmap join
     {"synth", "ingest", "tiling"},  # the stages that make patches
     {"train"},  # the encoder: architecture, loading, training
