@@ -1,7 +1,9 @@
 """The package layers of `lib/cytolake`, checked on the source with `ast`: a package imports only packages of
 lower layers, never a sibling of its own layer, and no two packages import each other (directly or round a
-longer cycle). Every import counts: module-level and inside functions, `import x` and `from x import y`,
-relative imports, and `importlib.import_module("...")` with a literal name.
+longer cycle); and no module imports itself round a cycle of modules, inside one package too. Every import
+counts: module-level and inside functions (the whole syntax tree is walked), `import x` and `from x import y`,
+relative imports, and `importlib.import_module("...")` with a literal name. An import inside a function that
+keeps start-up light (pyspark, torch, nilearn) is fine where it closes no cycle and imports no higher layer.
 """
 
 from __future__ import annotations
@@ -121,9 +123,122 @@ def cycles(edges: list[Edge]) -> list[list[str]]:
     return [list(c) for c in sorted(found)]
 
 
+@dataclass(frozen=True)
+class ModuleEdge:
+    path: Path
+    line: int
+    importer: str  # dotted name of the importing module
+    imported: str  # dotted name of the imported module (a package's __init__ by the package's name)
+
+
+def modules(root: Path, top: str) -> dict[str, Path]:
+    """Every module of `root/top` by its dotted name (a package by its own name, for its __init__.py)."""
+    return {module_name(p, root): p for p in sorted((root / top).rglob("*.py"))}
+
+
+def module_of(dotted: str, known: dict[str, Path]) -> str | None:
+    """The module a dotted import name lands in: the longest prefix that is a module (`from a.b import f`,
+    given as `a.b.f`, lands in `a.b` unless `a.b.f` is a module itself); None outside the tree."""
+    parts = dotted.split(".")
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in known:
+            return ".".join(parts[:n])
+    return None
+
+
+def module_edges(root: Path, top: str) -> list[ModuleEdge]:
+    """Every import of one module of `root/top` by another, once per line and imported module. Only the module
+    named counts, not the parent packages Python initialises first (they are being initialised already
+    whenever one of their own modules imports a sibling)."""
+    known = modules(root, top)
+    edges = []
+    for module, path in known.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        seen = set()
+        for line, name in imported_names(tree, module, path.name == "__init__.py"):
+            imported = module_of(name, known)
+            if imported is None or imported == module or (line, imported) in seen:
+                continue
+            seen.add((line, imported))
+            edges.append(ModuleEdge(path, line, module, imported))
+    return edges
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's strongly connected components of `graph`, each sorted; those of one node without a loop left out."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(out)
+
+
+def shortest_cycle(graph: dict[str, set[str]], start: str) -> list[str]:
+    """The shortest cycle through `start` (as its nodes from `start` on), found breadth-first."""
+    previous: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        nxt = []
+        for v in frontier:
+            for w in sorted(graph.get(v, ())):
+                if w == start:
+                    path = [v]
+                    while path[-1] != start:
+                        path.append(previous[path[-1]])
+                    return path[::-1]
+                if w not in previous:
+                    previous[w] = v
+                    nxt.append(w)
+        frontier = nxt
+    return []
+
+
+def module_cycles(root: Path, top: str) -> list[str]:
+    """One message per group of modules that import each other round a cycle (within one package or across
+    packages): its modules, and the shortest cycle through the first of them with each import's place."""
+    edges = module_edges(root, top)
+    graph: dict[str, set[str]] = {}
+    for e in edges:
+        graph.setdefault(e.importer, set()).add(e.imported)
+    out = []
+    for group in strongly_connected(graph):
+        ring = shortest_cycle({v: graph[v] & set(group) for v in group}, group[0])
+        ring = ring + [ring[0]]
+        steps = [next(e for e in edges if (e.importer, e.imported) == pair) for pair in zip(ring, ring[1:])]
+        out.append(f"import cycle between modules {', '.join(group)}: " + ", ".join(
+            f"{e.path.relative_to(root)}:{e.line} ({e.importer} -> {e.imported})" for e in steps))
+    return out
+
+
 def violations(root: Path, top: str, layers: tuple[frozenset[str], ...]) -> list[str]:
     """One message per import of a higher layer, of a sibling of the same layer, of a package with no layer,
-    and per cycle between packages."""
+    per cycle between packages, and per group of modules importing each other round a cycle."""
     level = {p: i for i, ps in enumerate(layers) for p in ps}
     edges = import_edges(root, top)
     out = []
@@ -141,7 +256,7 @@ def violations(root: Path, top: str, layers: tuple[frozenset[str], ...]) -> list
         steps = [next(e for e in edges if (e.importer, e.imported) == pair) for pair in zip(ring, ring[1:])]
         out.append("import cycle " + " -> ".join(ring) + ": " + ", ".join(
             f"{e.where(root)} ({e.importer} -> {e.imported})" for e in steps))
-    return out
+    return out + module_cycles(root, top)
 
 
 def test_no_upward_sibling_or_circular_imports_in_cytolake():
@@ -183,13 +298,43 @@ def test_checker_flags_planted_violations(tmp_path):
         "import cycle base -> top -> left -> right -> base: pkg/base.py:2 (base -> top), pkg/top/main.py:2 "
         "(top -> left), pkg/left/a.py:2 (left -> right), pkg/right/b.py:1 (right -> base)",
         "import cycle left -> right -> left: pkg/left/a.py:2 (left -> right), pkg/right/b.py:2 (right -> left)",
+        "import cycle between modules pkg.base, pkg.left.a, pkg.right.b, pkg.top.main: pkg/base.py:2 (pkg.base -> "
+        "pkg.top.main), pkg/top/main.py:2 (pkg.top.main -> pkg.left.a), pkg/left/a.py:2 (pkg.left.a -> pkg.right.b), "
+        "pkg/right/b.py:1 (pkg.right.b -> pkg.base)",
     ]
+
+
+def test_checker_flags_a_cycle_inside_one_package_closed_in_a_function(tmp_path):
+    """The layers cannot see it (one package imports only itself); the module graph does, through an import
+    hidden in a function, a relative one, or one of the package's __init__."""
+    layers = tuple(frozenset(x) for x in ({""}, {"store"}))
+    root = _tree(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/store/__init__.py": "from pkg.store.tables import Table\n",
+        "pkg/store/tables.py": "import os\n\n\ndef stats():\n    from pkg.store.check import damaged\n",
+        "pkg/store/check.py": "from .tables import Table\n",
+        "pkg/store/keys.py": "import pkg.store\n",  # the package's __init__: -> tables, no way back
+        "pkg/store/lock.py": "from pkg import store\n\n\ndef f():\n    import pkg.store.lock\n",  # itself
+    })
+    assert violations(root, "pkg", layers) == [
+        "import cycle between modules pkg.store.check, pkg.store.tables: pkg/store/check.py:1 (pkg.store.check -> "
+        "pkg.store.tables), pkg/store/tables.py:5 (pkg.store.tables -> pkg.store.check)"]
+    (root / "pkg/store/tables.py").write_text("import os\n")
+    (root / "pkg/store/__init__.py").write_text("from pkg.store.check import Table\n")
+    (root / "pkg/store/check.py").write_text("def f():\n    from pkg.store import Table\n")  # check -> __init__
+    assert violations(root, "pkg", layers) == [
+        "import cycle between modules pkg.store, pkg.store.check: pkg/store/__init__.py:1 (pkg.store -> "
+        "pkg.store.check), pkg/store/check.py:2 (pkg.store.check -> pkg.store)"]
 
 
 def test_checker_passes_a_clean_tree(tmp_path):
     layers = tuple(frozenset(x) for x in ({"", "base"}, {"top"}))
     root = _tree(tmp_path, {"pkg/__init__.py": "", "pkg/base.py": "import os\n",
-                            "pkg/top/__init__.py": "from ..base import x\nfrom pkg import base\n"})
+                            "pkg/top/__init__.py": "from ..base import x\nfrom pkg import base\n",
+                            # a heavy import kept inside a function, down the layers and round no cycle: fine
+                            "pkg/top/run.py": "from pkg.top import helpers\n\n\ndef go():\n    import torch\n"
+                                              "    from pkg.base import y\n",
+                            "pkg/top/helpers.py": "def h():\n    from pkg.base import z\n"})
     assert violations(root, "pkg", layers) == []
 
 
