@@ -9,6 +9,9 @@ keeps start-up light (pyspark, torch, nilearn) is fine where it closes no cycle 
 from __future__ import annotations
 
 import ast
+import io
+import re
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -357,3 +360,60 @@ def test_no_stage_orchestrator_over_forty_lines(tmp_path):
     assert long_runs(LIB / "cytolake") == []
     planted = _tree(tmp_path, {"m.py": "def run_x():\n" + "    a = 1\n" * MAX_RUN_LINES + "\n\ndef helper():\n" + "    b = 2\n" * 60})
     assert long_runs(planted) == ["m.py:1 run_x: 41 lines"]
+
+
+# Dated lines and measured figures belong to benchmarks/RESULTS.md and benchmarks/results/ (issue 35, item 1): a
+# docstring, a comment or the design doc keeps the why and names the RESULTS topic. Caught in prose only (the
+# docstrings and comments of lib/, all of docs/design.md), so settings and units in code stay free.
+ISO_DATE = re.compile(r"\b20\d\d-[01]\d-[0-3]\d\b")
+MEASURED = re.compile("|".join((
+    r"\b[a-z]+/s\b",  # a throughput: samples/s, patches/s, nodes/s
+    r"\b\d+(?:\.\d+)? ?[KMGT]i?B/s\b",  # a transfer rate
+    r"\b\d+(?:\.\d+)?(?:-\d+(?:\.\d+)?)?x (?:faster|slower|smaller|larger|sooner|the|as)\b",  # a ratio to a baseline
+    r"\b\d+\.\d+ ?(?:->|→) ?\d+\.\d+\b",  # a figure before -> after
+    r"\b\d+\.\d+(?:-\d+\.\d+)? of (?:a bare|the time)\b",  # a ratio to a bare baseline
+    r"\b\d+(?:\.\d+)? ?(?:ms|s|min|[KMGT]i?B)\b",  # a time or a size
+)))
+
+
+def prose_lines(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of every comment and docstring (module, class, function) of a Python file."""
+    src = path.read_text()
+    out = [(t.start[0], t.string) for t in tokenize.generate_tokens(io.StringIO(src).readline)
+           if t.type == tokenize.COMMENT]
+    for node in ast.walk(ast.parse(src, str(path))):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                    and isinstance(first.value.value, str)):
+                out += [(first.lineno + i, text) for i, text in enumerate(first.value.value.splitlines())]
+    return sorted(out)
+
+
+def record_in_prose(root: Path, python: Path, docs: list[Path]) -> list[str]:
+    """Each date and measured figure in the docstrings and comments under `python` and in the `docs`."""
+    found = [(p, n, text) for p in sorted(python.rglob("*.py")) for n, text in prose_lines(p)]
+    found += [(p, n, text) for p in docs for n, text in enumerate(p.read_text().splitlines(), start=1)]
+    return [f"{p.relative_to(root)}:{n}: {m.group(0)!r}" for p, n, text in found
+            for pattern in (ISO_DATE, MEASURED) for m in pattern.finditer(text)]
+
+
+def test_no_dates_or_measured_figures_in_docstrings_comments_or_the_design_doc():
+    root = LIB.parent
+    assert record_in_prose(root, LIB / "cytolake", [root / "docs" / "design.md"]) == []
+
+
+def test_the_record_check_flags_prose_and_leaves_code_alone(tmp_path):
+    root = _tree(tmp_path, {
+        "lib/m.py": '"""Fast (2026-12-06): 2.4x the samples/s of the default."""\n\n'
+                    'LIMIT = "2GB"  # the memory limit, a setting\n'
+                    'STEP_S = 0.5  # 0.94 -> 0.40 over 40 epochs\n\n\n'
+                    'def f():\n    """Reads 0.7-1 GB/s; took 6 s and 60 MB."""\n'
+                    '    raise ValueError("expected a time such as 2026-12-07T09:30:00, at most 120 s")\n',
+        "docs/design.md": "Block reads (tiling/patches.py): 13-15x faster, on 2 cores.\n"
+                          "Reads 0.78-0.88 of a bare decode at 64 px (`train.patch_px`, 2 mm).\n",
+    })
+    assert record_in_prose(root, root / "lib", [root / "docs" / "design.md"]) == [
+        "lib/m.py:1: '2026-12-06'", "lib/m.py:1: '2.4x the'", "lib/m.py:1: 'samples/s'",
+        "lib/m.py:4: '0.94 -> 0.40'", "lib/m.py:8: '1 GB/s'", "lib/m.py:8: '6 s'", "lib/m.py:8: '60 MB'",
+        "docs/design.md:1: '13-15x faster'", "docs/design.md:2: '0.78-0.88 of a bare'"]

@@ -3,12 +3,13 @@ options that map it, so that a job's driver starts sooner.
 
 A Spark driver loads and verifies some ten thousand classes before its first job. A dynamic CDS archive
 (JDK 13+, `-XX:ArchiveClassesAtExit`) holds them already parsed and verified; a JVM started with
-`-XX:SharedArchiveFile` maps it instead (figures: RESULTS.md, "JVM class-data archive"). The archive belongs to the environment
-(it is valid for exactly this JDK and these Spark jars), so it lives in the virtual environment, written
-once by `make setup` (`python -m cytolake.engines.class_archive_writer`), with a key file naming the JDK and pyspark it
-was written for: after an upgrade of either, jobs start without it until it is written again. A JVM that
-cannot map it starts anyway (`-Xshare:auto`), but a damaged file also turns off the JDK's own default
-archive (slower than no option), so the archive is only ever replaced whole (written aside, renamed).
+`-XX:SharedArchiveFile` maps it instead (benchmarks/results/jvm_start.md, "JVM class-data archive"). The
+archive belongs to the environment (it is valid for exactly this JDK and these Spark jars), so it lives in the
+virtual environment, written once by `make setup` (`python -m cytolake.engines.class_archive_writer`), with a
+key file naming the JDK and pyspark it was written for: after an upgrade of either, jobs start without it
+until it is written again. A JVM that cannot map it starts anyway (`-Xshare:auto`), but a damaged file also
+turns off the JDK's own default archive (slower than no option), so the archive is only ever replaced whole
+(written aside, renamed).
 """
 
 from __future__ import annotations

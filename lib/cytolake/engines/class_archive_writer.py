@@ -1,6 +1,7 @@
-"""Writes the environment's class-data archive (`engines/class_archive.py` says what it is and how jobs map it):
-a driver runs a small workload like the jobs' with `-XX:ArchiveClassesAtExit`, in a process of its own, and the
-archive is put in place whole, with its key file. `make setup` runs it: `python -m cytolake.engines.class_archive_writer`.
+"""Writes the environment's class-data archive (`engines/class_archive.py` says what it is and how jobs map
+it): a driver runs a small workload like the jobs' with `-XX:ArchiveClassesAtExit`, in a process of its own,
+and the archive is put in place whole, with its key file. `make setup` runs it:
+`python -m cytolake.engines.class_archive_writer`.
 """
 
 from __future__ import annotations
