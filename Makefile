@@ -46,12 +46,12 @@ $(HVD_STAMP): $(STAMP)
 	@touch $(HVD_STAMP)
 
 # Spark's classes parsed and verified once, for every driver JVM of this environment
-# (lib/cytolake/lake/class_archive.py, whose CLASS_ARCHIVE is this path; RESULTS.md for what it saves).
+# (lib/cytolake/engines/class_archive.py, whose CLASS_ARCHIVE is this path; RESULTS.md for what it saves).
 # It only saves time: where the JDK writes none, the warning names the cause and setup goes on (tried again
 # by the next make). The target is the key file, written last: an archive without one is written again.
 $(ARCHIVE).key: $(STAMP)
 	@echo "writing the Spark class-data archive (once per environment, ~30 s)"
-	@$(PY) -m cytolake.lake.class_archive || echo "setup goes on without the class-data archive"
+	@$(PY) -m cytolake.engines.class_archive_writer || echo "setup goes on without the class-data archive"
 
 # .venv/bin/spark-submit (and spark-class, pyspark) without activating the venv: pip's find-spark-home looks for
 # pyspark with the first python3 on PATH; ours names this venv's pyspark and python (lib/cytolake/cluster.py).

@@ -10,8 +10,8 @@ Needs the model's encoder (`jobs/train_contrastive.py`; random-init is created o
 Exit code 0: all built or current; 3: some brains failed (listed); 1: the job failed (e.g. no encoder).
 """
 
+from cytolake.engines.spark import spark_session
 from cytolake.graph.job import run_build_graph
-from cytolake.lake.spark import spark_session
 from cytolake.runner import finish, lake_writer, parser, settings
 
 

@@ -8,7 +8,7 @@ Rerunning on an unchanged lake embeds nothing and commits nothing.
 """
 
 from cytolake.embed.job import run_embed
-from cytolake.lake.spark import spark_session
+from cytolake.engines.spark import spark_session
 from cytolake.runner import lake_writer, parser, settings
 
 

@@ -21,7 +21,7 @@ def main() -> int:
     with lake_writer(cfg, "reprocess", a.wait):
         # the stages (torch, PyG, Spark: ~4.4 s of imports) load once the lock is held: a scheduled run
         # that finds the lake locked, or --help, answers at once
-        from cytolake.lake.spark import spark_session
+        from cytolake.engines.spark import spark_session
         from cytolake.reprocess import run_reprocess
 
         results = run_reprocess(cfg, spark_session(cfg.spark))

@@ -7,7 +7,7 @@ Only sections without current patches are tiled; a run over unchanged input comm
 Exit code 0: all tiled; 3: some sections failed (marked `error` in `sections`); 1: the job failed.
 """
 
-from cytolake.lake.spark import spark_session
+from cytolake.engines.spark import spark_session
 from cytolake.runner import finish, lake_writer, parser, settings
 from cytolake.tiling.job import run_tile
 

@@ -29,7 +29,7 @@ def settings_at(base: Path, landing: Path | None = None) -> Settings:
 
 @pytest.fixture(scope="session")
 def spark():
-    from cytolake.lake.spark import spark_session
+    from cytolake.engines.spark import spark_session
 
     s = spark_session(load_config(ROOT / "conf" / "test.yaml").spark)
     yield s

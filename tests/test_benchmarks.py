@@ -126,7 +126,7 @@ def test_gnn(capsys):
 
 @pytest.mark.slow
 def test_jvm_start(capsys):
-    from cytolake.lake.class_archive import archive_option
+    from cytolake.engines.class_archive import archive_option
 
     if not archive_option():
         pytest.skip("no class-data archive in this environment (make setup writes it where the JDK can)")

@@ -15,8 +15,8 @@ import pytest
 
 from cytolake.cli import main
 from cytolake.cluster import running, alive_workers, read_cluster, write_find_spark_home
+from cytolake.engines.class_archive import archive_option
 from cytolake.lake import Lake
-from cytolake.lake.class_archive import archive_option
 
 from conftest import ROOT, settings_at, write_config
 

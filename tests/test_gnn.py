@@ -10,12 +10,12 @@ import pytest
 import torch
 import yaml
 
+from cytolake.engines.sql import query
 from cytolake.gnn.data import load_graphs
 from cytolake.gnn.job import run_train_gnn
 from cytolake.gnn.sampling import Csr, sample
 from cytolake.gnn.train import fit, predict
 from cytolake.lake import Lake
-from cytolake.lake.sql import query
 from cytolake.metrics import macro_f1
 
 from conftest import MODELS, ROOT

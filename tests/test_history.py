@@ -78,7 +78,7 @@ def test_sql_reads_a_table_at_a_version_or_a_time_as_delta_rs_does(tiled_copy, t
 
 def test_lake_session_gives_spark_sql_every_table_by_name(tiled_lake, spark, tmp_path):
     """The documented one-liner's function: a Spark session with the lake's tables as views by their names."""
-    from cytolake.lake.sql import lake_session
+    from cytolake.engines.sql import lake_session
 
     s = lake_session(write_config(tiled_lake, tmp_path / "cfg.yaml"))
     lake = Lake(tiled_lake.paths.lake)

@@ -9,9 +9,9 @@ import pytest
 import tifffile
 
 from cytolake.atlas.pmaps import Atlas
+from cytolake.engines.sql import query
 from cytolake.io.images import write_pyramid_tiff
 from cytolake.lake import Lake
-from cytolake.lake.sql import query
 from cytolake.schemas import schema
 
 from conftest import ingest, sections, versions
@@ -75,7 +75,7 @@ def test_sql_joins_sections_and_areas_and_is_read_only(cfg, spark):
     t = query(lake, "select s.brain_id, count(*) n, max(a.name) name from sections s "
                     "join areas a on a.area_index = s.section_id group by 1 order by 1")
     assert t["brain_id"].to_pylist() == ["B01", "B02"] and t["n"].to_pylist() == [3, 3]
-    from cytolake.lake.sql import ReadOnlyError
+    from cytolake.engines.sql import ReadOnlyError
 
     for bad in ["DROP TABLE areas", "DELETE FROM sections", "INSERT INTO areas VALUES (1)",
                 "COPY sections TO 'x.csv'", "select 1; drop table areas"]:

@@ -13,9 +13,10 @@ from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
 from cytolake.config import SparkSettings
+from cytolake.engines.class_archive import CLASS_ARCHIVE, DRIVER_OPTIONS, driver_options, environment_key
+from cytolake.engines.class_archive_writer import write
+from cytolake.engines.spark import LOG_CONFIG, log_option, read_dataframe, write_dataframe
 from cytolake.lake import Lake
-from cytolake.lake.class_archive import CLASS_ARCHIVE, DRIVER_OPTIONS, driver_options, environment_key, write
-from cytolake.lake.spark import LOG_CONFIG, log_option, read_dataframe, write_dataframe
 from cytolake.schemas import schema
 
 
@@ -121,7 +122,7 @@ def test_writing_the_class_archive_past_its_time_limit_leaves_no_file_and_no_jvm
 
 
 def test_the_session_jvm_starts_from_the_class_archive_that_make_setup_wrote(spark):
-    assert CLASS_ARCHIVE.is_file(), f"make setup writes {CLASS_ARCHIVE} (python -m cytolake.lake.class_archive)"
+    assert CLASS_ARCHIVE.is_file(), f"make setup writes {CLASS_ARCHIVE} (python -m cytolake.engines.class_archive_writer)"
     jvm = spark.sparkContext._jvm
     args = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
     assert f"-XX:SharedArchiveFile={CLASS_ARCHIVE}" in args

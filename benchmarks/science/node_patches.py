@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(a.config)
     res: dict = {"model": a.model}
     if a.build:
+        from cytolake.engines.spark import spark_session
         from cytolake.graph.job import run_build_graph
-        from cytolake.lake.spark import spark_session
 
         spark = spark_session(cfg.spark)
         t0 = time.perf_counter()

@@ -20,7 +20,7 @@ ONE_START = """
 import json, sys, time
 t0 = time.perf_counter()
 from cytolake.config import load_config
-from cytolake.lake.spark import spark_session
+from cytolake.engines.spark import spark_session
 cfg = load_config(sys.argv[1])
 spark = spark_session(cfg.spark.model_copy(update={"class_archive": sys.argv[2] == "on"}))
 t1 = time.perf_counter()
@@ -42,11 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="conf/test.yaml")
     p.add_argument("--runs", type=int, default=3)
     a = p.parse_args(argv)
-    from cytolake.lake.class_archive import CLASS_ARCHIVE, archive_option
+    from cytolake.engines.class_archive import CLASS_ARCHIVE, archive_option
 
     if not archive_option():
         print(f"no archive for this JDK and pyspark at {CLASS_ARCHIVE}: run make setup "
-              "(or python -m cytolake.lake.class_archive)")
+              "(or python -m cytolake.engines.class_archive_writer)")
         return 1
     runs = {True: [], False: []}
     for i in range(a.runs):

@@ -30,10 +30,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cytolake.config import Paths, load_config
+from cytolake.engines.spark import spark_session
 from cytolake.io.images import LevelReader, read_info, write_pyramid_tiff
 from cytolake.io.manifest import write_manifest
 from cytolake.lake import Lake
-from cytolake.lake.spark import spark_session
 from cytolake.tiling.geometry import patch_geometry, window_origin
 from cytolake.tiling.job import run_tile
 

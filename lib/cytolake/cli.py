@@ -26,10 +26,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from cytolake.engines.sql import QueryStopped, ReadOnlyError, query
 from cytolake.lake import Lake
 from cytolake.lake.check import LakeDamaged, check_lake
 from cytolake.lake.maintain import maintain
-from cytolake.lake.sql import QueryStopped, ReadOnlyError, query
 from cytolake.report import print_check, print_maintenance, print_result, print_tables
 from cytolake.runner import (EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, add_config_argument, add_wait_argument,
                              existing_lake, lake_writer, settings, stdout_closed)
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _sql(a, cfg, lake: Lake) -> int:
-    from cytolake.lake.sql import run_duckdb, run_spark
+    from cytolake.engines.sql import run_duckdb, run_spark
 
     if a.max_rows is not None and a.max_rows < 1:
         print("error: --max-rows must be >= 1", file=sys.stderr)
@@ -134,7 +134,7 @@ def _sql(a, cfg, lake: Lake) -> int:
         return EXIT_USAGE
     try:
         if a.engine == "spark":
-            from cytolake.lake.spark import spark_session
+            from cytolake.engines.spark import spark_session
 
             result = run_spark(spark_session(cfg.spark), lake, a.query, max_rows, cfg.sql)
         else:
@@ -207,7 +207,7 @@ def _cluster(cfg, a) -> int:
     from pathlib import Path
 
     from cytolake.cluster import start_cluster, stop_cluster
-    from cytolake.lake.class_archive import archive_option
+    from cytolake.engines.class_archive import archive_option
 
     folder = Path(a.dir) if a.dir else Path(cfg.paths.lake).parent / "spark-standalone"
     if a.cluster_command == "stop":

@@ -40,7 +40,7 @@ class SparkSettings(Strict):
     shuffle_partitions: Annotated[int, Field(ge=1)] = 8
     ui: bool = False
     # start the driver JVM from the environment's class-data archive (`make setup` writes it; not used where
-    # missing or written for another JDK or pyspark): see lake/class_archive.py
+    # missing or written for another JDK or pyspark): see engines/class_archive.py
     class_archive: bool = True
     conf: dict[str, str] = Field(default_factory=dict)
 

@@ -8,9 +8,9 @@ import pytest
 import tifffile
 
 from cytolake.atlas.pmaps import AtlasError
+from cytolake.engines.sql import query
 from cytolake.io.images import write_pyramid_tiff
 from cytolake.lake import Lake
-from cytolake.lake.sql import query
 
 from conftest import edit_manifest, ingest, sections, versions
 

@@ -13,10 +13,10 @@ import pytest
 from deltalake import DeltaTable
 
 from cytolake.cli import main as cytolake
+from cytolake.engines.spark import read_dataframe
 from cytolake.ingest.job import run_ingest
 from cytolake.lake import Lake
 from cytolake.lake.lock import lake_lock
-from cytolake.lake.spark import read_dataframe
 from cytolake.schemas import table_names
 from cytolake.tiling.job import run_tile
 

@@ -105,7 +105,7 @@ def test_csv_and_json_output_for_pipes(conf, capsys):
 
 
 def test_spark_sql_over_views_of_every_table(tiled_lake, spark):
-    from cytolake.lake.sql import ReadOnlyError, register_views, run_spark
+    from cytolake.engines.sql import ReadOnlyError, register_views, run_spark
 
     lake = Lake(tiled_lake.paths.lake)
     assert register_views(spark, lake) == {}

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pyspark.sql import functions as F
 
 from cytolake.atlas.corners import CORNER_COLUMNS
+from cytolake.engines.spark import read_dataframe
 from cytolake.lake import Lake
-from cytolake.lake.spark import read_dataframe
 
 
 def _dense_pmap(n_areas: int):

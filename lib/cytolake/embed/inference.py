@@ -29,9 +29,9 @@ def _device(choice: str) -> str:
 
 def cached_encoder(model_dir: str, device: str):
     """The encoder of `model_dir` on `device`, loaded once per worker process (Spark reuses its Python
-    workers, so every task after the first on an executor skips the load). Channels-last: 1.59x the
-    patches/s of the default layout on 2 CPU cores at 64 px, 2.8x on an H200 at 96 px; at 2048 px the
-    layouts are within 20% there (benchmarks/RESULTS.md)."""
+    workers, so every task after the first on an executor skips the load). Channels-last: ahead of the
+    default layout on CPU and on a GPU at the demo's patch sizes, no better on a GPU at 2048 px, where the host
+    bounds it (benchmarks/results/embedding.md, "Embedding"; benchmarks/results/gpu.md, "GPU figures")."""
     from cytolake.train.model import load_encoder, with_layout
 
     weights = Path(model_dir) / "encoder.pt"

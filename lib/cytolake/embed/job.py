@@ -15,9 +15,9 @@ from pyspark.sql import functions as F
 
 from cytolake.config import Settings
 from cytolake.embed.inference import embed_task, encoder_hash
-from cytolake.lake import Lake
 from cytolake.embed.plan import KEYS, plan_embed
-from cytolake.lake.spark import read_dataframe, rows_with_keys, write_dataframe
+from cytolake.engines.spark import read_dataframe, rows_with_keys, write_dataframe
+from cytolake.lake import Lake
 from cytolake.schemas import schema
 from cytolake.train.model import RANDOM_INIT, ensure_random_encoder
 

@@ -84,8 +84,8 @@ def selected_epoch(y_val: np.ndarray, val_preds: list[np.ndarray], seed: int) ->
     one-sided `SELECTION_LEVEL`; else epoch 0. With a prior, epoch 0 is the prior's argmax, so GNN+ leaves the
     atlas only on evidence that it beats it on these nodes, not on a lead within their noise; without one
     (GNN), epoch 0 is the untrained network, which any learning epoch beats. The rule and its level were
-    fixed before any test or transfer score of the world it was first used on was read (RESULTS.md,
-    Science)."""
+    fixed before any test or transfer score of the world it was first used on was read
+    (benchmarks/results/science.md, "Three world seeds", "What the images add to the atlas")."""
     if not len(y_val):
         return 0, float("nan")
     f1 = [macro_f1(y_val, p) for p in val_preds]
@@ -128,7 +128,8 @@ def fit(x: np.ndarray, src: np.ndarray, dst: np.ndarray, y: np.ndarray, train: n
 
     Selection is on validation macro-F1, the metric reported, not on the validation loss (kept in the
     history): the loss keeps falling while macro-F1 stays at or below the prior's, so a loss criterion
-    moves away from the prior where the validation sections say its argmax is better (RESULTS.md, Science)."""
+    moves away from the prior where the validation sections say its argmax is better
+    (benchmarks/results/science.md, "Three world seeds")."""
     torch.manual_seed(s.seed)
     gen = torch.Generator().manual_seed(s.seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)

@@ -28,13 +28,13 @@ from cytolake.atlas.registered import registered_areas
 from cytolake.config import Settings
 from cytolake.embed.inference import encoder_hash, task_encoder
 from cytolake.embed.job import model_dir
+from cytolake.engines.spark import write_dataframe
 from cytolake.graph.build import brain_graph
 from cytolake.graph.features import node_features
 from cytolake.graph.plan import BrainWork, GraphPlan, plan_graphs
 from cytolake.io.arrow import list_array
 from cytolake.io.images import ImageError
 from cytolake.lake import Lake
-from cytolake.lake.spark import write_dataframe
 from cytolake.schemas import arrow_type, schema
 
 _EDGES = pa.schema([("brain_id", pa.string()), ("src", pa.int64()), ("dst", pa.int64())])

@@ -94,7 +94,8 @@ def _label_image_error(path, ann) -> str | None:
 def inspect_section(entry: Entry, prev: dict | None, checks: Checks, now: datetime | None = None,
                     hash_content: bool = True) -> dict:
     """The `sections` row for a manifest entry. `prev` is the registered row, whose hash is reused when
-    the file's size and mtime are unchanged (hashing a 15 GB section is the expensive part).
+    the file's size and mtime are unchanged (hashing a whole section, many gigabytes at full resolution, is
+    the expensive part).
     `hash_content=False` (`cytolake landing check`) runs every check but leaves the image unhashed."""
     row = {
         "brain_id": entry.brain_id, "section_id": entry.section_id, "status": "ok", "error": None,

@@ -21,6 +21,7 @@ from deltalake import DeltaTable, Schema
 from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
 
+from cytolake.lake.delta_log import damaged_log_file
 from cytolake.schemas import TableSchema, schema, table_names
 
 WriteMode = Literal["append", "overwrite", "replace_partitions"]
@@ -348,8 +349,6 @@ class Lake:
 
         A table whose log cannot be loaded gets a row with `error` (naming the damaged log entry when one
         is found) instead of stopping the listing."""
-        from cytolake.lake.check import damaged_log_file
-
         out = []
         for name in table_names():
             if not self.exists(name):
@@ -358,7 +357,7 @@ class Lake:
                 dt = self.table(name)
                 adds = self.files(name, dt)
             except Exception as e:  # delta-rs raises several kinds of error on a damaged log
-                where = damaged_log_file(self, name) or str(self.path(name) / "_delta_log")
+                where = damaged_log_file(name, self.path(name)) or str(self.path(name) / "_delta_log")
                 out.append({"table": name, "version": None, "rows": None, "files": None, "bytes": None,
                             "path": str(self.path(name)), "error": f"{where}: {type(e).__name__}: {e}"})
                 continue

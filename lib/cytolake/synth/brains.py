@@ -213,9 +213,9 @@ def section_truth(model: BrainModel, anatomy: tuple[Volume, Volume], affine: np.
     area's own thickness (`thickness_mm`, indexed by area + 1, 0 = unmapped cortex), whatever the
     template's ribbon: template grey matter beyond it is sulcal space, not tissue, and where the ribbon is
     too thin the cortex goes on outwards into the space outside it, with the area of the grey matter it
-    continues, its laminae at their own depths. (Stopping at the ribbon squeezed them: on six of the
-    demo's sections, 42 % of the pixels both ways call cortex sat more than 0.05 off their depth;
-    benchmarks/RESULTS.md, 2026-12-06.)
+    continues, its laminae at their own depths. (Stopping at the ribbon squeezed them, shifting the laminae
+    of much of the cortex off their depth: benchmarks/results/science.md, "The cortex laid to each area's own
+    thickness".)
     Depth is 0 at the pial surface, 1 at white matter."""
     q = max(1, int(round(ANATOMY_STEP_UM / spacing_um)))
     step_mm = q * spacing_um / 1000.0

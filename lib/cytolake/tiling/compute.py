@@ -15,8 +15,8 @@ from pyspark.sql.pandas.types import from_arrow_schema
 
 from cytolake.atlas.join import with_pmap
 from cytolake.config import TilingSettings
+from cytolake.engines.spark import read_dataframe, rows_with_keys
 from cytolake.lake import Lake
-from cytolake.lake.spark import read_dataframe, rows_with_keys
 from cytolake.schemas import schema
 from cytolake.tiling.patches import read_patches
 from cytolake.tiling.plan import KEY, TilePlan

@@ -13,8 +13,8 @@ import numpy as np
 from cytolake.atlas.pmaps import Atlas
 from cytolake.atlas.registered import registered_areas
 from cytolake.config import Settings
+from cytolake.engines.spark import write_dataframe
 from cytolake.lake import Lake
-from cytolake.lake.spark import write_dataframe
 from cytolake.tiling import compute
 from cytolake.tiling.plan import STATE, brains_to_rewrite, failed_sections, plan_tile
 

@@ -72,7 +72,8 @@ def blocks_of(centres: pa.Table) -> Iterator[pa.Table]:
 def cut_blocks(blocks: Iterator[pa.Table]) -> Iterator[pa.Table]:
     """Each block's centres with their `image` column, one image level open at a time: consecutive blocks of a
     section share the reader. Opening a pyramidal TIFF per block cost a header parse each time and raised a
-    task's resident memory by up to ~60 MB of allocator leftovers (`benchmarks/tile_memory.py`)."""
+    task's resident memory by allocator leftovers (`benchmarks/throughput/tile_memory.py`;
+    benchmarks/results/tiling.md, "Tiling memory as the section grows")."""
     reader, opened = None, None
     try:
         for centres in blocks:

@@ -77,8 +77,8 @@ class Encoder(nn.Module):
 
 def with_layout(model: Encoder, layout: str) -> Encoder:
     """The encoder in a memory layout: `channels_last` (every convolution), `backbone` (the ResNet
-    channels-last, the single-channel input head not), or `contiguous`; benchmarks/train.py and embed.py
-    measure each. Inputs go in as `x.contiguous(memory_format=model.input_layout)`."""
+    channels-last, the single-channel input head not), or `contiguous`; benchmarks/throughput/train.py and
+    embed.py measure each. Inputs go in as `x.contiguous(memory_format=model.input_layout)`."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r} (one of {', '.join(LAYOUTS)})")
     cl = torch.channels_last

@@ -13,7 +13,8 @@
   the storage reads.)
 - Threads, not processes: decoding is pyarrow's C++ (Parquet, zstd), which runs outside the GIL, and
   augmentation is not the reader's (the trainer applies it on the training device). Handing a unit from a
-  worker process to the trainer through shared memory moved 0.7-1 GB/s here, as slow as decoding it.
+  worker process to the trainer through shared memory was as slow as decoding it
+  (benchmarks/results/training.md, "Training step, loss and reader").
 """
 
 from __future__ import annotations
@@ -210,7 +211,8 @@ class _Pool:
     take per column wherever its rows came from. A slot table maps each sample of the epoch to its row;
     a batch's rows free their slots for the rows that arrive next. The arrays hold exactly the most rows the
     plan ever keeps waiting, allocated once: each row is copied in once and out once (growing and
-    compacting the arrays instead cost most of the reader's time at 2048 px, benchmarks/RESULTS.md)."""
+    compacting the arrays instead cost most of the reader's time at 2048 px: benchmarks/results/gpu.md,
+    "GPU figures")."""
 
     def __init__(self, samples: int, capacity: int):
         self.slot = np.full(samples, -1, np.int64)

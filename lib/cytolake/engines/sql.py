@@ -20,7 +20,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from cytolake.config import SqlSettings
+from cytolake.config import SqlSettings, load_config
+from cytolake.engines.spark import read_dataframe, spark_session
+from cytolake.lake.delta_log import damaged_log_file
 from cytolake.lake.tables import Lake
 from cytolake.schemas import schema, table_names
 
@@ -52,12 +54,10 @@ def snapshot_files(lake: Lake, name: str, snapshot=None) -> list[str]:
     """The local paths of a table's current files (or of `snapshot`, a DeltaTable loaded at another version:
     `lake/history.py`); ValueError naming the table and file when the log cannot be loaded or a file it names
     is missing (what `cytolake check` reports in full)."""
-    from cytolake.lake.check import damaged_log_file
-
     try:
         uris = (snapshot or lake.table(name)).file_uris()
     except Exception as e:  # delta-rs raises several kinds of error on a damaged log
-        where = damaged_log_file(lake, name) or str(lake.path(name) / "_delta_log")
+        where = damaged_log_file(name, lake.path(name)) or str(lake.path(name) / "_delta_log")
         raise ValueError(f"{where}: the log cannot be loaded ({type(e).__name__}: {e})") from None
     files = [u.removeprefix("file://") for u in uris]
     for f in files:
@@ -198,8 +198,6 @@ def query(lake: Lake, sql: str, limits: SqlSettings | None = None) -> pa.Table:
 def register_views(spark, lake: Lake) -> dict[str, str]:
     """Every lake table as a Spark temporary view (its name) over its current snapshot; returns the tables
     left out, with why. Views are replaced, so calling it again shows the snapshots current then."""
-    from cytolake.lake.spark import read_dataframe
-
     damaged: dict[str, str] = {}
     for name in table_names():
         if not lake.exists(name):
@@ -303,11 +301,8 @@ def _rows_batch(columns: list[str], rows: list[tuple]) -> pa.RecordBatch:
 def lake_session(config: str | Path = "conf/local.yaml"):
     """A Spark session (the config's `spark` settings) with every lake table of the config's lake registered
     as a temporary view by its name, for Spark SQL and DataFrames over the lake from Python:
-    `.venv/bin/python -i -c "from cytolake.lake.sql import lake_session; spark = lake_session('conf/local.yaml')"`.
+    `.venv/bin/python -i -c "from cytolake.engines.sql import lake_session; spark = lake_session('conf/local.yaml')"`.
     A damaged table is left out with a warning on stderr; the views show the snapshots current when called."""
-    from cytolake.config import load_config
-    from cytolake.lake.spark import spark_session
-
     cfg = load_config(config)
     spark = spark_session(cfg.spark)
     for name, why in register_views(spark, Lake(cfg.paths.lake)).items():

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from cytolake.config import SparkSettings
-from cytolake.lake.class_archive import DRIVER_OPTIONS, driver_options
+from cytolake.engines.class_archive import DRIVER_OPTIONS, driver_options
 from cytolake.lake.tables import DataFile, DataFileWriter, Lake, WriteMode, remove_uncommitted
 from cytolake.schemas import schema
 
