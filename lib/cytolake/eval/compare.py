@@ -14,7 +14,8 @@ from sklearn.linear_model import LogisticRegression
 from cytolake.config import Settings
 from cytolake.export.clusters import cluster_scores
 from cytolake.gnn.data import GraphSet, load_graphs
-from cytolake.gnn.job import run_train_gnn, score, split_score_masks
+from cytolake.gnn.compute import score, split_score_masks
+from cytolake.gnn.job import run_train_gnn
 from cytolake.gnn.train import node_inputs
 from cytolake.lake import Lake
 from cytolake.metrics import paired_interval
