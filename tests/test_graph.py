@@ -13,8 +13,9 @@ from scipy.spatial import cKDTree
 from cytolake.atlas.pmaps import Atlas
 from cytolake.embed.inference import task_encoder
 from cytolake.embed.job import model_dir, run_embed
-from cytolake.graph.build import fsaverage_graph, graph_from_mesh
-from cytolake.graph.job import _result, run_build_graph
+from cytolake.graph.build import AtlasFrame, fsaverage_graph, graph_from_mesh
+from cytolake.graph.compute import brain_result
+from cytolake.graph.job import run_build_graph
 from cytolake.graph.mesh import SectionPlane, reconstruct, surface_mesh
 from cytolake.graph.plan import SECTION_KEYS, BrainWork
 from cytolake.io.images import read_info
@@ -113,20 +114,20 @@ def test_node_features_are_the_encoder_applied_to_a_patch_cut_at_the_node(graphs
     nodes = nodes_of(cfg).sort_by([("brain_id", "ascending"), ("node_id", "ascending")]).to_pylist()[::97]
     grid = {r["patch_id"]: r for r in lake.read("patches", ["patch_id", "brain_id", "section_id", "x", "y"]).to_pylist()}
     model = load_encoder(model_dir(cfg, RANDOM_INIT))
-    t = cfg.tiling
+    tiling = cfg.tiling
     far_from_grid = 0
     for n in nodes:
         s = secs[(n["brain_id"], n["section_id"])]
-        level = int(np.log2(t.spacing_um / s["spacing_um"]))  # conf/test.yaml: 200 -> 400 um, one level down
-        assert s["spacing_um"] * 2**level == t.spacing_um and read_info(s["image_uri"]).levels > level
-        image = np.pad(tifffile.imread(s["image_uri"], level=level), t.patch_px, constant_values=255)
-        top, left = n["y"] // 2**level - t.patch_px // 2 + t.patch_px, n["x"] // 2**level - t.patch_px // 2 + t.patch_px
-        patch = image[top:top + t.patch_px, left:left + t.patch_px]
+        level = int(np.log2(tiling.spacing_um / s["spacing_um"]))  # conf/test.yaml: 200 -> 400 um, one level down
+        assert s["spacing_um"] * 2**level == tiling.spacing_um and read_info(s["image_uri"]).levels > level
+        image = np.pad(tifffile.imread(s["image_uri"], level=level), tiling.patch_px, constant_values=255)
+        top, left = n["y"] // 2**level - tiling.patch_px // 2 + tiling.patch_px, n["x"] // 2**level - tiling.patch_px // 2 + tiling.patch_px
+        patch = image[top:top + tiling.patch_px, left:left + tiling.patch_px]
         with torch.no_grad():
             direct = model.features(to_input(torch.from_numpy(patch[None].copy())))[0].numpy()
         np.testing.assert_allclose(np.asarray(n["features"], np.float32), direct, rtol=1e-4, atol=1e-4)
         assert n["patch_id"] == patch_id(n["brain_id"], n["section_id"], n["x"], n["y"],
-                                         patch_geometry(t, s["spacing_um"], read_info(s["image_uri"]).levels))
+                                         patch_geometry(tiling, s["spacing_um"], read_info(s["image_uri"]).levels))
         on_section = [p for p in grid.values() if (p["brain_id"], p["section_id"]) == (n["brain_id"], n["section_id"])]
         far_from_grid += min(np.hypot(p["x"] - n["x"], p["y"] - n["y"]) for p in on_section) > 0
     assert len(nodes) > 20 and far_from_grid > len(nodes) // 2
@@ -209,8 +210,8 @@ def test_a_brain_whose_image_cannot_be_read_where_its_nodes_are_is_that_brains_e
     atlas = Atlas(cfg.atlas)
     area_index_of = {a["area_id"]: a["area_index"] for a in lake.read("areas").to_pylist()}
     mdir = str(model_dir(cfg, RANDOM_INIT))
-    r = _result(BrainWork("B02", "h", sections), cfg, lambda: task_encoder(mdir, 1, "cpu"), area_index_of,
-                np.linalg.inv(atlas.affine), *atlas.bounds_mm())
+    frame = AtlasFrame(area_index_of, np.linalg.inv(atlas.affine), *atlas.bounds_mm())
+    r = brain_result(BrainWork("B02", "h", sections), cfg, lambda: task_encoder(mdir, 1, "cpu"), frame)
     assert r["error"].startswith(f"build_graph: {bad}: cannot read window") and "nodes" not in r
 
 

@@ -137,24 +137,24 @@ class FitGraph:
         return self.csr is not None
 
 
-def train_step(model: GAT, opt: torch.optim.Optimizer, g: FitGraph, gnn: GnnSettings, gen: torch.Generator) -> float:
+def train_step(model: GAT, opt: torch.optim.Optimizer, graph: FitGraph, gnn: GnnSettings, gen: torch.Generator) -> float:
     """One training epoch on the training nodes, full-graph or neighbour-sampled (`sampled_epoch`); its loss."""
     model.train()
-    if g.sampled:
-        return sampled_epoch(model, opt, g.csr, g.x, g.y, g.train_idx, gnn, gen, g.prior)
-    out = model(g.x, g.edge_index, g.prior)
-    loss = torch.nn.functional.cross_entropy(out[g.train_idx], g.y[g.train_idx])
+    if graph.sampled:
+        return sampled_epoch(model, opt, graph.csr, graph.x, graph.y, graph.train_idx, gnn, gen, graph.prior)
+    out = model(graph.x, graph.edge_index, graph.prior)
+    loss = torch.nn.functional.cross_entropy(out[graph.train_idx], graph.y[graph.train_idx])
     opt.zero_grad()
     loss.backward()
     opt.step()
     return float(loss.detach())
 
 
-def scored_epoch(model: GAT, g: FitGraph, y: np.ndarray, train: np.ndarray, val: np.ndarray, epoch: int,
+def scored_epoch(model: GAT, graph: FitGraph, y: np.ndarray, train: np.ndarray, val: np.ndarray, epoch: int,
                  loss_value: float, seconds: float) -> tuple[dict, np.ndarray]:
     """(the epoch's history row: its loss, training and validation macro-F1, validation loss and seconds;
     the validation nodes' predictions, which `selected_epoch` compares)."""
-    probs = predict(model, g.x, g.edge_index, g.prior)
+    probs = predict(model, graph.x, graph.edge_index, graph.prior)
     pred = probs.argmax(1)
     val_loss = float(-np.log(np.maximum(probs[val, y[val]], 1e-12)).mean()) if val.any() else float("nan")
     row = {"epoch": epoch, "loss": loss_value, "train_f1": macro_f1(y[train], pred[train]),
@@ -184,16 +184,16 @@ def fit(x: np.ndarray, src: np.ndarray, dst: np.ndarray, y: np.ndarray, train: n
                 correctable=correctable)
     opt = torch.optim.Adam(model.parameters(), lr=gnn.lr, weight_decay=gnn.weight_decay)
     sampled = len(x) > gnn.full_graph_max_nodes
-    g = FitGraph(torch.from_numpy(x), torch.from_numpy(y), ei, None if prior is None else torch.from_numpy(prior),
+    graph = FitGraph(torch.from_numpy(x), torch.from_numpy(y), ei, None if prior is None else torch.from_numpy(prior),
                  torch.from_numpy(np.flatnonzero(train)), Csr.from_edges(ei[0], ei[1], len(x)) if sampled else None)
 
-    row, val_pred = scored_epoch(model, g, y, train, val, 0, float("nan"), 0.0)
+    row, val_pred = scored_epoch(model, graph, y, train, val, 0, float("nan"), 0.0)
     history, states, val_preds = [row], [copy.deepcopy(model.state_dict())], [val_pred]
     best, best_epoch = row["val_f1"], 0
     for epoch in range(1, gnn.epochs + 1):
         t0 = time.perf_counter()
-        loss_value = train_step(model, opt, g, gnn, gen)
-        row, val_pred = scored_epoch(model, g, y, train, val, epoch, loss_value, time.perf_counter() - t0)
+        loss_value = train_step(model, opt, graph, gnn, gen)
+        row, val_pred = scored_epoch(model, graph, y, train, val, epoch, loss_value, time.perf_counter() - t0)
         history.append(row)
         states.append(copy.deepcopy(model.state_dict()))
         val_preds.append(val_pred)
