@@ -30,15 +30,15 @@ def patches(cfg) -> list[dict]:
 
 def test_patch_count_is_grid_points_inside_mask(tiled_lake):
     cfg = tiled_lake
-    t = cfg.tiling
+    tiling = cfg.tiling
     secs = {(s["brain_id"], s["section_id"]): s for s in Lake(cfg.paths.lake).read("sections").to_pylist()}
     rows = patches(cfg)
     assert {s["status"] for s in secs.values()} == {"ok"} and len(rows) > 100
     for key, s in secs.items():
         info = read_info(s["image_uri"])
-        ml = mask_level(info.level_shapes, s["spacing_um"], t.mask_spacing_um)
-        mask = section_mask(s["image_uri"], ml, s["spacing_um"] * 2**ml, t.mask_threshold)
-        expected = grid_centres(mask, info.width / info.level_shapes[ml][1], t.stride_um / s["spacing_um"],
+        ml = mask_level(info.level_shapes, s["spacing_um"], tiling.mask_spacing_um)
+        mask = section_mask(s["image_uri"], ml, s["spacing_um"] * 2**ml, tiling.mask_threshold)
+        expected = grid_centres(mask, info.width / info.level_shapes[ml][1], tiling.stride_um / s["spacing_um"],
                                 info.width, info.height)
         got = sorted((r["x"], r["y"]) for r in rows if (r["brain_id"], r["section_id"]) == key)
         assert got == sorted(map(tuple, expected.tolist())), key
