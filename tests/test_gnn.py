@@ -51,9 +51,9 @@ def _two_moons_graph(n=120, seed=0):
 def test_the_gat_overfits_a_tiny_graph_full_graph_and_neighbour_sampled(cfg, sampled):
     x, src, dst, y = _two_moons_graph()
     train = np.ones(len(y), bool)
-    s = cfg.gnn.model_copy(update={"epochs": 150, "patience": 150, "dropout": 0.0, "lr": 0.01, "hidden": 16,
+    gnn = cfg.gnn.model_copy(update={"epochs": 150, "patience": 150, "dropout": 0.0, "lr": 0.01, "hidden": 16,
                                    "full_graph_max_nodes": 10 if sampled else 10_000, "batch_nodes": 32})
-    fitted = fit(x, src, dst, y, train, train, 2, s, **quiet)
+    fitted = fit(x, src, dst, y, train, train, 2, gnn, **quiet)
     assert fitted.sampled == sampled
     assert max(h["train_f1"] for h in fitted.history) == 1.0
 
@@ -75,10 +75,10 @@ def test_gnn_plus_starts_from_the_pmap_prior_where_the_features_say_nothing(cfg,
     assert node_prior(SimpleNamespace(class_pmap=pmap), "gnn") is None
     assert np.array_equal(prior.argmax(1), y) and np.allclose(np.exp(prior).sum(1), 1, atol=1e-5)
     train = np.arange(n) < n // 2
-    s = cfg.gnn.model_copy(update={"epochs": 1, "patience": 1, "hidden": 8, "dropout": 0.0,
+    gnn = cfg.gnn.model_copy(update={"epochs": 1, "patience": 1, "hidden": 8, "dropout": 0.0,
                                    "full_graph_max_nodes": 10 if sampled else 10_000, "batch_nodes": 64})
-    with_prior = fit(x, src, dst, y, train, ~train, k, s, prior=prior, **quiet)
-    without = fit(x, src, dst, y, train, ~train, k, s, **quiet)
+    with_prior = fit(x, src, dst, y, train, ~train, k, gnn, prior=prior, **quiet)
+    without = fit(x, src, dst, y, train, ~train, k, gnn, **quiet)
     assert with_prior.history[1]["val_f1"] > 0.6 > 0.4 > without.history[1]["val_f1"]
 
 
@@ -100,8 +100,8 @@ def test_gnn_plus_starts_exactly_at_its_prior_and_keeps_it_unless_validation_imp
     assert np.array_equal(predict(untrained, torch.from_numpy(x), ei, torch.from_numpy(prior)).argmax(1), pmap.argmax(1))
     y = pmap.argmax(1)
     train = np.arange(n) < n // 2
-    s = cfg.gnn.model_copy(update={"epochs": 15, "patience": 15, "hidden": 8, "lr": 0.05})
-    fitted = fit(x, src, dst, y, train, ~train, k, s, prior=prior, **quiet)
+    gnn = cfg.gnn.model_copy(update={"epochs": 15, "patience": 15, "hidden": 8, "lr": 0.05})
+    fitted = fit(x, src, dst, y, train, ~train, k, gnn, prior=prior, **quiet)
     assert fitted.history[0]["epoch"] == 0 and fitted.history[0]["val_f1"] == 1.0
     assert np.isclose(fitted.history[0]["val_loss"], -np.mean(prior[~train, y[~train]]), atol=1e-4)
     assert fitted.best_epoch == 0 and len(fitted.history) == 16
@@ -215,8 +215,8 @@ def test_model_selection_keeps_the_best_epoch_only_when_it_beats_epoch_0_on_a_pa
     n = 400
     x, src, dst, y = _two_moons_graph(n)
     train = rng.random(n) < 0.5
-    s = cfg.gnn.model_copy(update={"epochs": 25, "patience": 25, "hidden": 8, "dropout": 0.0})
-    fitted = fit(x, src, dst, y, train, ~train, 2, s, **quiet)
+    gnn = cfg.gnn.model_copy(update={"epochs": 25, "patience": 25, "hidden": 8, "dropout": 0.0})
+    fitted = fit(x, src, dst, y, train, ~train, 2, gnn, **quiet)
     f1 = [h["val_f1"] for h in fitted.history]
     kept = fitted.best_epoch
     assert kept == int(np.argmax(f1)) and kept > 0 and fitted.val_gain_low > 0
@@ -319,7 +319,7 @@ def test_gnn_plus_corrects_only_the_classes_it_has_labels_for(cfg):
     masked, unmasked = trained(torch.tensor([1.0, 1.0, 0.0, 0.0])), trained(None)
     assert np.all(masked[:, 2:] == 0) and np.abs(masked[:, :2]).mean() > 0.1
     assert unmasked[:, 2:].mean() < -0.1  # what the mask prevents
-    s = cfg.gnn.model_copy(update={"epochs": 2, "patience": 2, "hidden": 8})
-    fitted = fit(x, src, dst, y, np.arange(n) < 200, np.arange(n) >= 200, k, s, prior=prior.numpy(), **quiet)
+    gnn = cfg.gnn.model_copy(update={"epochs": 2, "patience": 2, "hidden": 8})
+    fitted = fit(x, src, dst, y, np.arange(n) < 200, np.arange(n) >= 200, k, gnn, prior=prior.numpy(), **quiet)
     assert fitted.model.correctable.tolist() == [1.0, 1.0, 0.0, 0.0]
-    assert fit(x, src, dst, y, np.arange(n) < 200, np.arange(n) >= 200, k, s, **quiet).model.correctable is None
+    assert fit(x, src, dst, y, np.arange(n) < 200, np.arange(n) >= 200, k, gnn, **quiet).model.correctable is None

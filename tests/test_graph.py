@@ -79,12 +79,12 @@ def test_nodes_lie_in_the_cortex_mask_near_their_vertex_in_their_sections_split(
                 for r in lake.read("patches", ["brain_id", "section_id", "split"]).to_pylist()}
     nodes = nodes_of(cfg).to_pandas()
     assert len(nodes) > 1000
-    g, t = cfg.graph, cfg.tiling
+    graph_settings, tiling = cfg.graph, cfg.tiling
     edge = []
     for (b, sid), grp in nodes.groupby(["brain_id", "section_id"]):
         s = secs[(b, sid)]
         mask, scale = section_cortex_mask(s["image_uri"], s["spacing_um"], read_info(s["image_uri"]).level_shapes,
-                                          t.mask_spacing_um, t.mask_threshold)
+                                          tiling.mask_spacing_um, tiling.mask_threshold)
         r, c = (grp.y // scale).astype(int), (grp.x // scale).astype(int)
         assert mask[r, c].all(), (b, sid)
         # moved into the cortex from its edge (graph.node_depth_mm): few nodes lie on the mask's last pixel,
@@ -93,10 +93,10 @@ def test_nodes_lie_in_the_cortex_mask_near_their_vertex_in_their_sections_split(
         a = np.asarray(s["transform"]).reshape(4, 4)
         ref = np.c_[grp.x, grp.y, np.zeros(len(grp)), np.ones(len(grp))] @ a[:3].T
         np.testing.assert_allclose(np.stack(grp.ref_xyz), ref, atol=1e-6)
-        reach = g.max_node_distance_mm + g.node_depth_mm
+        reach = graph_settings.max_node_distance_mm + graph_settings.node_depth_mm
         assert (np.linalg.norm(np.stack(grp.vertex_xyz) - ref, axis=1) <= reach + 1e-9).all()
         assert set(grp.split) == {split_of[(b, sid)]}  # the split its section's training patches have
-    assert g.node_depth_mm > 0 and np.mean(edge) < 0.25, edge
+    assert graph_settings.node_depth_mm > 0 and np.mean(edge) < 0.25, edge
     assert all(len(v) == 512 for v in nodes.features[:50])  # conf/test.yaml: ResNet-18
     assert all(len(v) == 103 for v in nodes.pmap[:50])
     can = np.stack(nodes.canonical_xyz)
@@ -139,7 +139,7 @@ def test_every_mesh_vertex_near_an_in_mask_location_is_a_node_whatever_the_grid(
     every in-mask pixel centre in MNI; up to one mask pixel of slack either side of the limit)."""
     cfg, _, _ = graphs
     lake = Lake(cfg.paths.lake)
-    t, reach = cfg.tiling, cfg.graph.max_node_distance_mm
+    tiling, reach = cfg.tiling, cfg.graph.max_node_distance_mm
     secs = lake.read("sections").to_pylist()
     meshes = lake.read("graph_meshes", filters=pc.field("model_version") == RANDOM_INIT).to_pylist()
     assert sorted(m["brain_id"] for m in meshes) == ["B01", "B02"]
@@ -147,7 +147,7 @@ def test_every_mesh_vertex_near_an_in_mask_location_is_a_node_whatever_the_grid(
         points, pixel_mm = [], 0.0
         for s in (s for s in secs if s["brain_id"] == m["brain_id"]):
             mask, scale = section_cortex_mask(s["image_uri"], s["spacing_um"], read_info(s["image_uri"]).level_shapes,
-                                              t.mask_spacing_um, t.mask_threshold)
+                                              tiling.mask_spacing_um, tiling.mask_threshold)
             r, c = np.nonzero(mask)
             x, y = np.floor((c + 0.5) * scale), np.floor((r + 0.5) * scale)
             a = np.asarray(s["transform"]).reshape(4, 4)

@@ -139,10 +139,10 @@ def test_splits_are_stratified_by_annotation_and_deterministic(cfg):
 
     from cytolake.tiling.geometry import assign_splits
 
-    t = cfg.tiling.model_copy(update={"test_fraction": 0.25, "transfer_brains": ("B09",)})
+    tiling = cfg.tiling.model_copy(update={"test_fraction": 0.25, "transfer_brains": ("B09",)})
     secs = [("B01", i, i % 2 == 0) for i in range(16)] + [("B09", 1, True)]
-    s = assign_splits(secs, t)
-    assert s == assign_splits(list(reversed(secs)), t)
+    s = assign_splits(secs, tiling)
+    assert s == assign_splits(list(reversed(secs)), tiling)
     assert s[("B09", 1)] == "transfer"
     assert Counter(v for (b, i), v in s.items() if b == "B01" and i % 2 == 0) == {"train": 6, "test": 2}
     assert Counter(v for (b, i), v in s.items() if b == "B01" and i % 2 == 1) == {"train": 6, "test": 2}
@@ -150,7 +150,7 @@ def test_splits_are_stratified_by_annotation_and_deterministic(cfg):
     test = sorted(i for (b, i), v in s.items() if b == "B01" and v == "test")
     assert test[0] not in (0, 1) and test[-1] not in (14, 15)
     assert all(sum(lo <= i < lo + 8 for i in test) == 2 for lo in (0, 8))  # two per half (one per parity)
-    four = assign_splits([("B01", i, True) for i in range(1, 5)], t)
+    four = assign_splits([("B01", i, True) for i in range(1, 5)], tiling)
     assert [v for _, v in sorted(four.items())].index("test") in (1, 2)
 
 

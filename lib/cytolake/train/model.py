@@ -128,7 +128,7 @@ def ensure_random_encoder(settings: Settings, out: Path) -> None:
     """The untrained baseline: the configured architecture, initialised from train.seed, saved once."""
     if (out / "encoder.pt").is_file():
         return
-    t = settings.train.model_copy(update={"model_version": out.name})
-    torch.manual_seed(t.seed)
+    train = settings.train.model_copy(update={"model_version": out.name})
+    torch.manual_seed(train.seed)
     out.mkdir(parents=True, exist_ok=True)
-    save_encoder(out, build_encoder(t).eval(), t, 1, 0)
+    save_encoder(out, build_encoder(train).eval(), train, 1, 0)
