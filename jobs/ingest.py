@@ -8,7 +8,7 @@ Exit code 0: all sections ok; 3: some sections or brains failed (recorded with t
 
 from cytolake.engines.spark import spark_session
 from cytolake.ingest.job import run_ingest
-from cytolake.report import print_ingest_summary
+from cytolake.console import print_ingest_summary
 from cytolake.runner import finish, lake_writer, parser, settings
 
 

@@ -11,7 +11,7 @@ Exit code 0: every stage ok; 3: some sections or brains failed (recorded in the 
 1: a stage failed (the later stages are skipped); 4: the lake is locked by another run.
 """
 
-from cytolake.report import print_stage_results
+from cytolake.console import print_stage_results
 from cytolake.runner import EXIT_FAILED, finish, lake_writer, parser, settings
 
 

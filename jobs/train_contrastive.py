@@ -14,7 +14,7 @@ Resumes from paths.models/<model_version>/checkpoint.pt when one exists.
 
 from cytolake.runner import parser, settings
 from cytolake.train.dist import detect
-from cytolake.train.trainer import run_train_contrastive
+from cytolake.train.job import run_train_contrastive
 
 
 def main() -> int:

@@ -130,7 +130,7 @@ def evaluated(tmp_path_factory, embedded, spark):
     from cytolake.eval.job import run_evaluate
     from cytolake.graph.job import run_build_graph
     from cytolake.train.dist import Single
-    from cytolake.train.trainer import run_train_contrastive
+    from cytolake.train.job import run_train_contrastive
 
     cfg = copy_of(embedded[0], tmp_path_factory.mktemp("evaluated"), models=True)
     run_train_contrastive(cfg, Single(), log=quiet)

@@ -31,7 +31,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(level) for level in (
     {"gnn"},  # node classifiers on the graphs
     {"export"},  # maps of a GNN run, and the k-means cluster map
     {"eval"},  # the comparison and report; embeds the exported maps, so above export
-    {"reprocess", "report", "runner", "cluster", "runs"},  # orchestration, printing, a local cluster, run listing
+    {"reprocess", "console", "runner", "cluster", "runs"},  # orchestration, printing, a local cluster, run listing
     {"cli"},
 ))
 

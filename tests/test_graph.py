@@ -13,8 +13,9 @@ from scipy.spatial import cKDTree
 from cytolake.atlas.pmaps import Atlas
 from cytolake.embed.inference import task_encoder
 from cytolake.embed.job import model_dir, run_embed
-from cytolake.graph.build import fsaverage_graph, graph_from_mesh
-from cytolake.graph.job import _result, run_build_graph
+from cytolake.graph.build import AtlasFrame, fsaverage_graph, graph_from_mesh
+from cytolake.graph.compute import brain_result
+from cytolake.graph.job import run_build_graph
 from cytolake.graph.mesh import SectionPlane, reconstruct, surface_mesh
 from cytolake.graph.plan import SECTION_KEYS, BrainWork
 from cytolake.io.images import read_info
@@ -78,12 +79,12 @@ def test_nodes_lie_in_the_cortex_mask_near_their_vertex_in_their_sections_split(
                 for r in lake.read("patches", ["brain_id", "section_id", "split"]).to_pylist()}
     nodes = nodes_of(cfg).to_pandas()
     assert len(nodes) > 1000
-    g, t = cfg.graph, cfg.tiling
+    graph_settings, tiling = cfg.graph, cfg.tiling
     edge = []
     for (b, sid), grp in nodes.groupby(["brain_id", "section_id"]):
         s = secs[(b, sid)]
         mask, scale = section_cortex_mask(s["image_uri"], s["spacing_um"], read_info(s["image_uri"]).level_shapes,
-                                          t.mask_spacing_um, t.mask_threshold)
+                                          tiling.mask_spacing_um, tiling.mask_threshold)
         r, c = (grp.y // scale).astype(int), (grp.x // scale).astype(int)
         assert mask[r, c].all(), (b, sid)
         # moved into the cortex from its edge (graph.node_depth_mm): few nodes lie on the mask's last pixel,
@@ -92,10 +93,10 @@ def test_nodes_lie_in_the_cortex_mask_near_their_vertex_in_their_sections_split(
         a = np.asarray(s["transform"]).reshape(4, 4)
         ref = np.c_[grp.x, grp.y, np.zeros(len(grp)), np.ones(len(grp))] @ a[:3].T
         np.testing.assert_allclose(np.stack(grp.ref_xyz), ref, atol=1e-6)
-        reach = g.max_node_distance_mm + g.node_depth_mm
+        reach = graph_settings.max_node_distance_mm + graph_settings.node_depth_mm
         assert (np.linalg.norm(np.stack(grp.vertex_xyz) - ref, axis=1) <= reach + 1e-9).all()
         assert set(grp.split) == {split_of[(b, sid)]}  # the split its section's training patches have
-    assert g.node_depth_mm > 0 and np.mean(edge) < 0.25, edge
+    assert graph_settings.node_depth_mm > 0 and np.mean(edge) < 0.25, edge
     assert all(len(v) == 512 for v in nodes.features[:50])  # conf/test.yaml: ResNet-18
     assert all(len(v) == 103 for v in nodes.pmap[:50])
     can = np.stack(nodes.canonical_xyz)
@@ -113,20 +114,20 @@ def test_node_features_are_the_encoder_applied_to_a_patch_cut_at_the_node(graphs
     nodes = nodes_of(cfg).sort_by([("brain_id", "ascending"), ("node_id", "ascending")]).to_pylist()[::97]
     grid = {r["patch_id"]: r for r in lake.read("patches", ["patch_id", "brain_id", "section_id", "x", "y"]).to_pylist()}
     model = load_encoder(model_dir(cfg, RANDOM_INIT))
-    t = cfg.tiling
+    tiling = cfg.tiling
     far_from_grid = 0
     for n in nodes:
         s = secs[(n["brain_id"], n["section_id"])]
-        level = int(np.log2(t.spacing_um / s["spacing_um"]))  # conf/test.yaml: 200 -> 400 um, one level down
-        assert s["spacing_um"] * 2**level == t.spacing_um and read_info(s["image_uri"]).levels > level
-        image = np.pad(tifffile.imread(s["image_uri"], level=level), t.patch_px, constant_values=255)
-        top, left = n["y"] // 2**level - t.patch_px // 2 + t.patch_px, n["x"] // 2**level - t.patch_px // 2 + t.patch_px
-        patch = image[top:top + t.patch_px, left:left + t.patch_px]
+        level = int(np.log2(tiling.spacing_um / s["spacing_um"]))  # conf/test.yaml: 200 -> 400 um, one level down
+        assert s["spacing_um"] * 2**level == tiling.spacing_um and read_info(s["image_uri"]).levels > level
+        image = np.pad(tifffile.imread(s["image_uri"], level=level), tiling.patch_px, constant_values=255)
+        top, left = n["y"] // 2**level - tiling.patch_px // 2 + tiling.patch_px, n["x"] // 2**level - tiling.patch_px // 2 + tiling.patch_px
+        patch = image[top:top + tiling.patch_px, left:left + tiling.patch_px]
         with torch.no_grad():
             direct = model.features(to_input(torch.from_numpy(patch[None].copy())))[0].numpy()
         np.testing.assert_allclose(np.asarray(n["features"], np.float32), direct, rtol=1e-4, atol=1e-4)
         assert n["patch_id"] == patch_id(n["brain_id"], n["section_id"], n["x"], n["y"],
-                                         patch_geometry(t, s["spacing_um"], read_info(s["image_uri"]).levels))
+                                         patch_geometry(tiling, s["spacing_um"], read_info(s["image_uri"]).levels))
         on_section = [p for p in grid.values() if (p["brain_id"], p["section_id"]) == (n["brain_id"], n["section_id"])]
         far_from_grid += min(np.hypot(p["x"] - n["x"], p["y"] - n["y"]) for p in on_section) > 0
     assert len(nodes) > 20 and far_from_grid > len(nodes) // 2
@@ -138,7 +139,7 @@ def test_every_mesh_vertex_near_an_in_mask_location_is_a_node_whatever_the_grid(
     every in-mask pixel centre in MNI; up to one mask pixel of slack either side of the limit)."""
     cfg, _, _ = graphs
     lake = Lake(cfg.paths.lake)
-    t, reach = cfg.tiling, cfg.graph.max_node_distance_mm
+    tiling, reach = cfg.tiling, cfg.graph.max_node_distance_mm
     secs = lake.read("sections").to_pylist()
     meshes = lake.read("graph_meshes", filters=pc.field("model_version") == RANDOM_INIT).to_pylist()
     assert sorted(m["brain_id"] for m in meshes) == ["B01", "B02"]
@@ -146,7 +147,7 @@ def test_every_mesh_vertex_near_an_in_mask_location_is_a_node_whatever_the_grid(
         points, pixel_mm = [], 0.0
         for s in (s for s in secs if s["brain_id"] == m["brain_id"]):
             mask, scale = section_cortex_mask(s["image_uri"], s["spacing_um"], read_info(s["image_uri"]).level_shapes,
-                                              t.mask_spacing_um, t.mask_threshold)
+                                              tiling.mask_spacing_um, tiling.mask_threshold)
             r, c = np.nonzero(mask)
             x, y = np.floor((c + 0.5) * scale), np.floor((r + 0.5) * scale)
             a = np.asarray(s["transform"]).reshape(4, 4)
@@ -209,8 +210,8 @@ def test_a_brain_whose_image_cannot_be_read_where_its_nodes_are_is_that_brains_e
     atlas = Atlas(cfg.atlas)
     area_index_of = {a["area_id"]: a["area_index"] for a in lake.read("areas").to_pylist()}
     mdir = str(model_dir(cfg, RANDOM_INIT))
-    r = _result(BrainWork("B02", "h", sections), cfg, lambda: task_encoder(mdir, 1, "cpu"), area_index_of,
-                np.linalg.inv(atlas.affine), *atlas.bounds_mm())
+    frame = AtlasFrame(area_index_of, np.linalg.inv(atlas.affine), *atlas.bounds_mm())
+    r = brain_result(BrainWork("B02", "h", sections), cfg, lambda: task_encoder(mdir, 1, "cpu"), frame)
     assert r["error"].startswith(f"build_graph: {bad}: cannot read window") and "nodes" not in r
 
 

@@ -23,14 +23,14 @@ def registry(*rows: dict) -> pa.Table:
 SECTIONS = registry(*({"brain_id": b, "section_id": s} for b in ("B01", "B02") for s in (1, 2, 3, 4)))
 
 
-def tiled_as_planned(sections: pa.Table, t: TilingSettings = T) -> pa.Table:
+def tiled_as_planned(sections: pa.Table, tiling: TilingSettings = T) -> pa.Table:
     """The `tiled` table after a complete run of `t` over `sections`."""
     rows = sections.to_pylist()
-    splits = assign_splits([(r["brain_id"], r["section_id"], bool(r["annotation_uri"])) for r in rows], t)
+    splits = assign_splits([(r["brain_id"], r["section_id"], bool(r["annotation_uri"])) for r in rows], tiling)
     return pa.table({"brain_id": pa.array([r["brain_id"] for r in rows], pa.string()),
                      "section_id": pa.array([r["section_id"] for r in rows], pa.int32()),
                      "content_hash": pa.array([r["content_hash"] for r in rows], pa.string()),
-                     "tiling_hash": pa.array([placement_hash(tiling_hash(t), r["warp_hash"]) for r in rows], pa.string()),
+                     "tiling_hash": pa.array([placement_hash(tiling_hash(tiling), r["warp_hash"]) for r in rows], pa.string()),
                      "split": pa.array([splits[(r["brain_id"], r["section_id"])] for r in rows], pa.string())}).select(STATE)
 
 

@@ -30,15 +30,15 @@ def patches(cfg) -> list[dict]:
 
 def test_patch_count_is_grid_points_inside_mask(tiled_lake):
     cfg = tiled_lake
-    t = cfg.tiling
+    tiling = cfg.tiling
     secs = {(s["brain_id"], s["section_id"]): s for s in Lake(cfg.paths.lake).read("sections").to_pylist()}
     rows = patches(cfg)
     assert {s["status"] for s in secs.values()} == {"ok"} and len(rows) > 100
     for key, s in secs.items():
         info = read_info(s["image_uri"])
-        ml = mask_level(info.level_shapes, s["spacing_um"], t.mask_spacing_um)
-        mask = section_mask(s["image_uri"], ml, s["spacing_um"] * 2**ml, t.mask_threshold)
-        expected = grid_centres(mask, info.width / info.level_shapes[ml][1], t.stride_um / s["spacing_um"],
+        ml = mask_level(info.level_shapes, s["spacing_um"], tiling.mask_spacing_um)
+        mask = section_mask(s["image_uri"], ml, s["spacing_um"] * 2**ml, tiling.mask_threshold)
+        expected = grid_centres(mask, info.width / info.level_shapes[ml][1], tiling.stride_um / s["spacing_um"],
                                 info.width, info.height)
         got = sorted((r["x"], r["y"]) for r in rows if (r["brain_id"], r["section_id"]) == key)
         assert got == sorted(map(tuple, expected.tolist())), key
@@ -139,10 +139,10 @@ def test_splits_are_stratified_by_annotation_and_deterministic(cfg):
 
     from cytolake.tiling.geometry import assign_splits
 
-    t = cfg.tiling.model_copy(update={"test_fraction": 0.25, "transfer_brains": ("B09",)})
+    tiling = cfg.tiling.model_copy(update={"test_fraction": 0.25, "transfer_brains": ("B09",)})
     secs = [("B01", i, i % 2 == 0) for i in range(16)] + [("B09", 1, True)]
-    s = assign_splits(secs, t)
-    assert s == assign_splits(list(reversed(secs)), t)
+    s = assign_splits(secs, tiling)
+    assert s == assign_splits(list(reversed(secs)), tiling)
     assert s[("B09", 1)] == "transfer"
     assert Counter(v for (b, i), v in s.items() if b == "B01" and i % 2 == 0) == {"train": 6, "test": 2}
     assert Counter(v for (b, i), v in s.items() if b == "B01" and i % 2 == 1) == {"train": 6, "test": 2}
@@ -150,7 +150,7 @@ def test_splits_are_stratified_by_annotation_and_deterministic(cfg):
     test = sorted(i for (b, i), v in s.items() if b == "B01" and v == "test")
     assert test[0] not in (0, 1) and test[-1] not in (14, 15)
     assert all(sum(lo <= i < lo + 8 for i in test) == 2 for lo in (0, 8))  # two per half (one per parity)
-    four = assign_splits([("B01", i, True) for i in range(1, 5)], t)
+    four = assign_splits([("B01", i, True) for i in range(1, 5)], tiling)
     assert [v for _, v in sorted(four.items())].index("test") in (1, 2)
 
 

@@ -11,7 +11,7 @@ from cytolake.eval.probe import probe_table, run_probe
 from cytolake.lake import Lake
 from cytolake.train.dist import Single
 from cytolake.train.model import LAYOUTS, Encoder, ensure_random_encoder, load_encoder, with_layout
-from cytolake.train.trainer import run_train_contrastive
+from cytolake.train.job import run_train_contrastive
 
 from conftest import ROOT, losses, with_train
 
@@ -108,7 +108,7 @@ def test_the_training_step_lowers_the_loss_on_a_batch_it_sees_again(objective):
     loss after 30 steps is well under the first step's. No lake and no Spark: the step alone."""
     from cytolake.config import load_config
     from cytolake.atlas.classes import classes_of
-    from cytolake.train.trainer import _step, _targets, _training
+    from cytolake.train.trainer import _step, _targets, new_learner
 
     t = load_config(ROOT / "conf" / "test.yaml").train.model_copy(update={"objective": objective, "lr": 1e-3})
     gen = torch.Generator().manual_seed(0)
@@ -120,10 +120,10 @@ def test_the_training_step_lowers_the_loss_on_a_batch_it_sees_again(objective):
     # entropy of its targets, ~2.0 (7 same-area partners each); soft pmaps would raise that floor to ~3.1
     pmap = torch.nn.functional.one_hot(area, 4).float() * 0.96 + 0.01
     batch = {"image": image, "pmap": pmap, "label": area, "step": torch.tensor(0)}
-    tr = _training(t, 4, 40, torch.device("cpu"))
+    learner = new_learner(t, 4, 40, torch.device("cpu"))
     areas = _targets(classes_of([{"area_index": i, "name": f"a{i}", "hemisphere": "B"} for i in range(4)], False),
                      torch.device("cpu"))
-    losses_ = [float(_step(tr, t, batch, 0, areas, None, Single(), torch.device("cpu"), None)) for _ in range(30)]
+    losses_ = [float(_step(learner, t, batch, 0, areas, None, Single(), torch.device("cpu"), None)) for _ in range(30)]
     assert np.mean(losses_[-3:]) < 0.8 * losses_[0], losses_
 
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from cytolake.atlas.pmaps import Atlas
-from cytolake.graph.build import brain_graph
+from cytolake.graph.build import AtlasFrame, brain_graph
 from cytolake.ingest.job import run_ingest
 from cytolake.io.warps import WarpError, load_warp, map_points
 from cytolake.lake import Lake
@@ -143,16 +143,15 @@ def test_graph_nodes_and_mesh_are_reconstructed_in_brain_space_then_warped(warpe
     atlas = Atlas(cfg.atlas)
     areas = lake.read("areas").to_pylist()
     secs = [{**s, "split": "train"} for s in lake.read("sections").to_pylist() if s["brain_id"] == "B01"]
-    args = (cfg.graph, cfg.tiling, {a["area_id"]: a["area_index"] for a in areas},
-            np.linalg.inv(atlas.affine), *atlas.bounds_mm())
+    args = (cfg.graph, cfg.tiling, AtlasFrame({a["area_id"]: a["area_index"] for a in areas},
+                                              np.linalg.inv(atlas.affine), *atlas.bounds_mm()))
     warped_g = brain_graph("B01", secs, *args)
     plain = brain_graph("B01", [{**s, "warp_uri": None} for s in secs], *args)
-    assert np.allclose(warped_g["mesh_vertices"], plain["mesh_vertices"] + displacement(plain["mesh_vertices"], 3.0),
-                       atol=1e-4)
-    assert np.array_equal(warped_g["mesh_faces"], plain["mesh_faces"]) and len(warped_g["nodes"]) > 20
-    for a, b in zip(warped_g["nodes"], plain["nodes"]):
+    assert np.allclose(warped_g.mesh_vertices, plain.mesh_vertices + displacement(plain.mesh_vertices, 3.0), atol=1e-4)
+    assert np.array_equal(warped_g.mesh_faces, plain.mesh_faces) and len(warped_g.nodes) > 20
+    for a, b in zip(warped_g.nodes, plain.nodes):
         assert np.allclose(a["ref_xyz"], np.asarray(b["ref_xyz"]) + displacement(np.asarray(b["ref_xyz"]), 3.0), atol=1e-4)
-        assert np.allclose(a["vertex_xyz"], warped_g["mesh_vertices"][warped_g["node_vertex"][a["node_id"]]])
+        assert np.allclose(a["vertex_xyz"], warped_g.mesh_vertices[warped_g.node_vertex[a["node_id"]]])
 
 
 def test_points_outside_the_field_and_bad_warp_files_are_errors(tmp_path):

@@ -204,8 +204,8 @@ is not cortex: the profile is then the window's mean grey, its fraction 0), `cen
 
     from cytolake.synth.brains import atlas_support, brain_plan, load_anatomy, section_shape, section_truth
 
-    s = cfg.synth
-    assert abs(s.spacing_um - cfg.tiling.spacing_um) < 1e-6, "the oracle reads level 0: tiling at the section spacing"
+    synth = cfg.synth
+    assert abs(synth.spacing_um - cfg.tiling.spacing_um) < 1e-6, "the oracle reads level 0: tiling at the section spacing"
     atlas = Atlas(cfg.atlas)
     support, anatomy = atlas_support(atlas), load_anatomy()
     radii = (16, 32)  # px: cortex within this distance of the centre (0.64 and 1.28 mm at 40 um/px)
@@ -213,13 +213,13 @@ is not cortex: the profile is then the window's mean grey, its fraction 0), `cen
     neighbour_cortex, fill = np.zeros((len(xs), px, px), bool), np.zeros(len(xs))
     edges = np.linspace(0, 1, bins + 1)
     for brain_id in sorted(set(brains)):
-        plan = brain_plan(int(brain_id[1:]) - 1, s, atlas, support)
+        plan = brain_plan(int(brain_id[1:]) - 1, synth, atlas, support)
         thickness = signature_tables(plan.signatures)["thickness_mm"]
         for job in plan.jobs:
             rows = np.flatnonzero((brains == brain_id) & (sections == job["section_id"]))
             if not len(rows):
                 continue
-            truth = section_truth(plan.model, anatomy, job["affine"], section_shape(s), s.spacing_um, thickness)
+            truth = section_truth(plan.model, anatomy, job["affine"], section_shape(synth), synth.spacing_um, thickness)
             image = tifffile.imread(Path(cfg.paths.landing) / brain_id / job["image_path"]).astype(np.float32)
             assert image.shape == truth["depth"].shape, (brain_id, job["section_id"])
             r0s, c0s = window_origin(xs[rows], ys[rows], 0, px)

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         res["failed"] = s.failed
         spark.stop()
     lake = Lake(cfg.paths.lake)
-    t = cfg.tiling
+    tiling = cfg.tiling
     f = pc.field("model_version") == a.model
     if a.brains:
         f &= pc.field("brain_id").isin(a.brains)
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     for (b, sid), ns in sorted(by_section.items()):
         s = secs[(b, sid)]
         info = read_info(s["image_uri"])
-        g = patch_geometry(t, s["spacing_um"], info.levels)
+        g = patch_geometry(tiling, s["spacing_um"], info.levels)
         truth = str(Path(cfg.paths.landing) / b / "truth" / f"section_{sid:04d}_labels.tif")
         centres = []
         for n in ns:

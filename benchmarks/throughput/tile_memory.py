@@ -62,8 +62,8 @@ def child(stage: str, image: str, args: dict) -> dict:
     from cytolake.tiling.sections import section_centres
 
     cfg = load_config(args["config"])
-    t = cfg.tiling.model_copy(update={"patch_px": args["patch_px"], "spacing_um": args["spacing_um"],
-                                      "stride_um": args["stride_um"]})
+    tiling = cfg.tiling.model_copy(update={"patch_px": args["patch_px"], "spacing_um": args["spacing_um"],
+                                           "stride_um": args["stride_um"]})
     if stage == "baseline":
         return {"peak_mb": peak_mb()}
     sp = args["source_um"]
@@ -72,10 +72,10 @@ def child(stage: str, image: str, args: dict) -> dict:
     sec = {"image_uri": image, "spacing_um": sp, "transform": affine, "brain_id": "M01", "section_id": 1,
            "annotation_uri": None, "content_hash": "bench"}
     t0 = time.perf_counter()
-    rows, err = section_centres(sec, t, "train", np.eye(4), {}, "bench")
+    rows, err = section_centres(sec, tiling, "train", np.eye(4), {}, "bench")
     if err:
         raise SystemExit(err)
-    out = {"patches": rows.num_rows, "level": patch_geometry(t, sp, info.levels).level}
+    out = {"patches": rows.num_rows, "level": patch_geometry(tiling, sp, info.levels).level}
     if stage == "a":
         return {**out, "peak_mb": peak_mb(), "seconds": round(time.perf_counter() - t0, 1)}
     blocks = list(blocks_of(rows))

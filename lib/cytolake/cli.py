@@ -30,7 +30,7 @@ from cytolake.engines.sql import QueryStopped, ReadOnlyError, query
 from cytolake.lake import Lake
 from cytolake.lake.check import LakeDamaged, check_lake
 from cytolake.lake.maintain import maintain
-from cytolake.report import print_check, print_maintenance, print_result, print_tables
+from cytolake.console import print_check, print_maintenance, print_result, print_tables
 from cytolake.runner import (EXIT_FAILED, EXIT_PARTIAL, EXIT_USAGE, add_config_argument, add_wait_argument,
                              existing_lake, lake_writer, settings, stdout_closed)
 

@@ -105,7 +105,7 @@ class IngestSettings(Strict):
 
 
 class TilingSettings(Strict):
-    """Patch geometry and the grid. The seed: 2048 px at 2 um/px; a laptop: small patches at coarse spacing."""
+    """Patch geometry and the grid. The poster: 2048 px at 2 um/px; a laptop: small patches at coarse spacing."""
 
     patch_px: Annotated[int, Field(ge=8)] = 64
     spacing_um: Annotated[float, Field(gt=0)] = 80.0  # spacing of the stored patch
@@ -136,9 +136,9 @@ class TrainSettings(Strict):
     weight_decay: Annotated[float, Field(ge=0)] = 1e-4
     warmup_steps: Annotated[int, Field(ge=0)] = 20
     tau: Annotated[float, Field(gt=0)] = 0.1
-    include_self_weight: bool = True  # the seed's normaliser; false: SupCon-style
-    backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] = "resnet50"  # the seed's: ResNet-50
-    head_downsample: Annotated[int, Field(ge=1)] = 1  # the seed: 2048 px patches brought down before the stem
+    include_self_weight: bool = True  # the poster's normaliser; false: SupCon-style
+    backbone: Literal["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"] = "resnet50"  # the poster's: ResNet-50
+    head_downsample: Annotated[int, Field(ge=1)] = 1  # the poster: 2048 px patches brought down before the stem
     head_channels: Annotated[int, Field(ge=1)] = 16
     projection_dim: Annotated[int, Field(ge=2)] = 128
     norm: str = "batch"  # batch | group
@@ -149,7 +149,7 @@ class TrainSettings(Strict):
     # staining and scanning variation between sections, not larger, or it erases the grey level of a layer
     augment_brightness: Annotated[float, Field(ge=0, le=1)] = 0.1
     augment_contrast: tuple[float, float] = (0.8, 1.2)
-    # the seed's feature models: contrastive (cont-pmap) = the pmap-weighted loss on every patch, no labels;
+    # the poster's feature models: contrastive (cont-pmap) = the pmap-weighted loss on every patch, no labels;
     # contrastive-label (cont-sup) = the same loss with one-hot labels as p (SupCon) on the labelled patches;
     # supervised (sup) = cross-entropy on the labelled patches. Same architecture for all three.
     objective: Literal["contrastive", "contrastive-label", "supervised"] = "contrastive"
@@ -199,7 +199,7 @@ class GnnSettings(Strict):
 
 
 class EvaluateSettings(Strict):
-    """The seed's comparison (`jobs/evaluate.py`): feature sources and clustering."""
+    """The poster's comparison (`jobs/evaluate.py`): feature sources and clustering."""
 
     models: tuple[str, ...] = ("contrastive-pmap-v1", "contrastive-sup-v1", "supervised-v1", "random-init")
     gnn_seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1)  # GNN and GNN+ are trained once per seed: mean ± sd

@@ -53,7 +53,7 @@ def test_values_print_as_text_not_markup(conf, capsys):
 def test_ingest_summary_prints_a_brain_id_with_markup_and_the_job_exits_3(cfg, spark, landing):
     from rich.console import Console
 
-    from cytolake.report import print_ingest_summary
+    from cytolake.console import print_ingest_summary
     from cytolake.runner import finish
 
     from conftest import edit_manifest, ingest

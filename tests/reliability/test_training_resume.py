@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cytolake.train.dist import Single
-from cytolake.train.trainer import run_train_contrastive
+from cytolake.train.job import run_train_contrastive
 
 from conftest import ROOT, losses, with_train, write_config
 

@@ -1,8 +1,8 @@
 """The embed job: every patch without a current embedding for a model -> `features`, one commit.
 
 Read the keys of `patches` and of the model's `features` -> `plan_embed` (embed/plan.py: what is current)
--> the encoder on Spark over the patches to embed -> one commit that replaces the (model, brain) partition
-of each brain with anything to embed or drop: new rows plus its still-current rows.
+-> the encoder on Spark over the patches to embed (embed/compute.py) -> one commit that replaces the
+(model, brain) partition of each brain with anything to embed or drop: new rows plus its still-current rows.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import pyarrow.compute as pc
 from pyspark.sql import functions as F
 
 from cytolake.config import Settings
-from cytolake.embed.inference import embed_task, encoder_hash
+from cytolake.embed.compute import embedded_features
+from cytolake.embed.inference import encoder_hash
 from cytolake.embed.plan import KEYS, plan_embed
 from cytolake.engines.spark import read_dataframe, rows_with_keys, write_dataframe
 from cytolake.lake import Lake
-from cytolake.schemas import schema
 from cytolake.train.model import RANDOM_INIT, ensure_random_encoder
+
 
 @dataclass
 class EmbedSummary:
@@ -39,13 +40,6 @@ def model_dir(settings: Settings, model_version: str) -> Path:
     return d
 
 
-def embed_partitions(patches: int, batch_size: int, cores: int) -> int:
-    """Spark tasks for `patches`: a multiple of the cores (the patches table has about one file per brain, so
-    3 brains on 2 cores would leave a core idle for a third of the job), each at most 16 batches."""
-    per_round = max(1, -(-patches // (batch_size * 16 * cores)))
-    return cores * per_round
-
-
 def run_embed(settings: Settings, spark, model_version: str, log=print) -> EmbedSummary:
     mdir = model_dir(settings, model_version)
     lake = Lake(settings.paths.lake)
@@ -57,12 +51,7 @@ def run_embed(settings: Settings, spark, model_version: str, log=print) -> Embed
         f"{sum(plan.dropped.values())} stale rows to drop")
     if not plan.brains:
         return summary
-    e = settings.embed
-    out = schema("features")
-    todo = rows_with_keys(spark, read_dataframe(spark, lake, "patches"), plan.todo)
-    new = todo.select("brain_id", *KEYS, "height", "width", "image").repartition(
-        embed_partitions(plan.todo.num_rows, e.batch_size, spark.sparkContext.defaultParallelism)).mapInArrow(
-        embed_task(str(mdir), model_version, fingerprint, e.batch_size, e.threads_per_task, e.device, out.arrow()), out.spark())
+    new = embedded_features(spark, lake, plan.todo, mdir, model_version, fingerprint, settings.embed)
     keep = rows_with_keys(spark, read_dataframe(spark, lake, "features").filter(F.col("model_version") == model_version),
                           plan.keep)
     summary.version = write_dataframe(lake, "features", new.unionByName(keep), "replace_partitions",

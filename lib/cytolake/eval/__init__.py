@@ -1,1 +1,1 @@
-"""Evaluation: probes of learned features, the seed's comparison table, clustering, and the report."""
+"""Evaluation: probes of learned features, the poster's comparison table, clustering, and the report."""

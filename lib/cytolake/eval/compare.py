@@ -1,4 +1,4 @@
-"""The seed's comparison on one lake: pmap-argmax, linear probe, GNN and GNN+ per feature model, macro-F1 on
+"""The poster's comparison on one lake: pmap-argmax, linear probe, GNN and GNN+ per feature model, macro-F1 on
 the `test` sections and the `transfer` brain (GNN and GNN+ over `evaluate.gnn_seeds`), plus a clustering of
 the features."""
 
@@ -13,8 +13,9 @@ from sklearn.linear_model import LogisticRegression
 
 from cytolake.config import Settings
 from cytolake.export.clusters import cluster_scores
+from cytolake.gnn.compute import score, split_score_masks
 from cytolake.gnn.data import GraphSet, load_graphs
-from cytolake.gnn.job import run_train_gnn, score, split_score_masks
+from cytolake.gnn.job import run_train_gnn
 from cytolake.gnn.train import node_inputs
 from cytolake.lake import Lake
 from cytolake.metrics import paired_interval

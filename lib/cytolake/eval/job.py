@@ -10,7 +10,7 @@ import datetime as _dt
 import pyarrow.compute as pc
 
 from cytolake.config import Settings
-from cytolake.eval.compare import compare_model, ModelResult
+from cytolake.eval.compute import ModelResult, compare_model
 from cytolake.eval.plan import evaluation_run, metrics_to_commit
 from cytolake.eval.progress import Stages
 from cytolake.eval.report import comparison_table, report_folder, write_report, write_run_info

@@ -20,7 +20,7 @@ def evaluation_run(graph_hashes: dict[str, dict[str, str]], settings: Settings) 
 
 
 def metrics_to_commit(run: str, results: list, committed: bool) -> pa.Table | None:
-    """The run's metrics rows (the seed baselines' scores and the clusterings' ARI and NMI of every model),
+    """The run's metrics rows (the poster's baselines' scores and the clusterings' ARI and NMI of every model),
     None when the run's metrics are already `committed`. `results`: eval.compare.ModelResult."""
     if committed:
         return None

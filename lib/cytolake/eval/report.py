@@ -222,7 +222,7 @@ def write_report(out: Path, results: list[ModelResult], area_names: list[str], s
     seeds = len(first.seed_scores["gnn+"])
     lines = ["# cytolake evaluation", "",
              "Macro-F1 over the areas present in each split's annotated nodes (`test`: held-out sections of the "
-             "training brains; `transfer`: the unseen brain), the seed's comparison: feature models `sup` "
+             "training brains; `transfer`: the unseen brain), the poster's comparison: feature models `sup` "
              "(cross-entropy on labels), `cont-sup` (the contrastive loss on one-hot labels), `cont-pmap` (the "
              "contrastive loss on pmap vectors, no labels) and `random-init`; methods linear probe, GNN "
              f"(GAT on the features) and GNN+ (plus pmap, coordinates and the pmap prior). GNN columns: mean ± sd "

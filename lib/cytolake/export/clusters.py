@@ -1,4 +1,4 @@
-"""A data-driven parcellation (the seed's future work): k-means over node features, scored against the
+"""A data-driven parcellation (the poster's future work): k-means over node features, scored against the
 true areas with the adjusted Rand index and normalised mutual information."""
 
 from __future__ import annotations

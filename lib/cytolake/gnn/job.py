@@ -16,13 +16,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cytolake.config import Settings
+from cytolake.gnn.compute import fit_predict, prediction_table, score, split_score_masks
 from cytolake.gnn.data import GraphSet, load_graphs
 from cytolake.gnn.plan import reusable_predictions
-from cytolake.gnn.train import Inputs, fit, node_inputs, node_prior, predict, split_masks
-from cytolake.io.arrow import list_array
+from cytolake.gnn.train import Inputs
 from cytolake.lake import Lake
 from cytolake.lake.fingerprint import short_fingerprint
-from cytolake.metrics import macro_f1
 from cytolake.schemas import schema
 
 METHOD_VERSION = 7  # part of every run id: bump when training or selection changes, so older predictions are not reused
@@ -49,21 +48,6 @@ def predictions_of(lake: Lake, rid: str) -> pa.Table:
     return lake.read("predictions", ["brain_id", "node_id", "predicted"], filters=pc.field("run_id") == rid)
 
 
-def score(gs: GraphSet, predicted: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, float]:
-    out = {}
-    for split, m in masks.items():
-        out[f"{split}_macro_f1"] = macro_f1(gs.label[m], predicted[m])
-        out[f"{split}_accuracy"] = float((gs.label[m] == predicted[m]).mean()) if m.any() else float("nan")
-        out[f"{split}_nodes"] = float(m.sum())
-    return out
-
-
-def split_score_masks(gs: GraphSet, settings: Settings) -> dict[str, np.ndarray]:
-    train, val = split_masks(gs, settings.gnn.validation_fraction, settings.gnn.seed)
-    lab = gs.label >= 0
-    return {"train": train, "validation": val, "test": lab & (gs.split == "test"), "transfer": lab & (gs.split == "transfer")}
-
-
 def metric_rows(rid: str, model_version: str, stage: str, scores: dict[str, float], details: dict) -> pa.Table:
     now = datetime.now(timezone.utc)
     rows = []
@@ -72,16 +56,6 @@ def metric_rows(rid: str, model_version: str, stage: str, scores: dict[str, floa
         rows.append({"run_id": rid, "model_version": model_version, "split": split, "metric": metric, "stage": stage,
                      "value": None if v != v else v, "recorded_at": now, "details": json.dumps(details)})
     return schema("metrics").table(rows)
-
-
-def _prediction_table(rid: str, gs: GraphSet, kind: Inputs, probs: np.ndarray) -> pa.Table:
-    return pa.table({
-        "run_id": pa.array([rid] * len(gs)), "brain_id": pa.array(gs.brain), "node_id": pa.array(gs.node_id),
-        "model_version": pa.array([gs.model_version] * len(gs)), "gnn": pa.array([kind] * len(gs)),
-        "split": pa.array(gs.split),
-        "label": pa.array(np.where(gs.area_label >= 0, gs.area_label, 0), pa.int32(), mask=gs.area_label < 0),
-        "predicted": pa.array(gs.classes.area_of(probs.argmax(1), gs.pmap), pa.int32()),
-        "probabilities": list_array(probs, pa.float32())})
 
 
 def write_curves(folder, history: list[dict], scores: dict[str, float]) -> None:
@@ -100,20 +74,6 @@ def write_curves(folder, history: list[dict], scores: dict[str, float]) -> None:
                 w.add_scalar(f"macro_f1/{key.removesuffix('_macro_f1')}", value, 0)
 
 
-def _fit_predict(settings: Settings, rid: str, gs: GraphSet, kind: Inputs, masks: dict[str, np.ndarray],
-                 n_classes: int, log) -> tuple[np.ndarray, object]:
-    """Train the GAT on the train mask (the epoch chosen on validation); (per-node probabilities, the fit)."""
-    import torch
-
-    x, prior = node_inputs(gs, kind), node_prior(gs, kind)
-    log(f"train_gnn {rid}: {len(gs)} nodes ({int(masks['train'].sum())} train, {int(masks['validation'].sum())} "
-        f"validation), {len(gs.src)} directed edges, {x.shape[1]} inputs")
-    fitted = fit(x, gs.src, gs.dst, gs.label, masks["train"], masks["validation"], n_classes, settings.gnn, log, prior)
-    probs = predict(fitted.model, torch.from_numpy(x), torch.from_numpy(np.stack([gs.src, gs.dst])).long(),
-                    None if prior is None else torch.from_numpy(prior))
-    return probs, fitted
-
-
 def run_train_gnn(settings: Settings, model_version: str, kind: Inputs, gs: GraphSet | None = None, log=print) -> GnnRun:
     lake = Lake(settings.paths.lake)
     gs = gs or load_graphs(lake, model_version, merge_hemispheres=settings.atlas.merge_hemispheres)
@@ -124,10 +84,10 @@ def run_train_gnn(settings: Settings, model_version: str, kind: Inputs, gs: Grap
         log(f"train_gnn {rid}: predictions exist, nothing to train")
         done = gs.classes.of_area[done]  # stored as areas
         return GnnRun(rid, kind, model_version, done, score(gs, done, masks), trained=False)
-    probs, fitted = _fit_predict(settings, rid, gs, kind, masks, len(gs.classes), log)
+    probs, fitted = fit_predict(settings, rid, gs, kind, masks, len(gs.classes), log)
     pred = probs.argmax(1)
     scores = score(gs, pred, masks)
-    lake.write_arrow("predictions", _prediction_table(rid, gs, kind, probs), "replace_partitions", {"run_id": [rid]})
+    lake.write_arrow("predictions", prediction_table(rid, gs, kind, probs), "replace_partitions", {"run_id": [rid]})
     details = {"kind": kind, "best_epoch": fitted.best_epoch, "val_gain_low": fitted.val_gain_low,
                "epochs": len(fitted.history), "classes": gs.classes.description,
                "sampled": fitted.sampled, "graphs": gs.graph_hashes}

@@ -105,11 +105,12 @@ def predict(model: GAT, x: torch.Tensor, edge_index: torch.Tensor, prior: torch.
 
 
 def sampled_epoch(model: GAT, opt: torch.optim.Optimizer, csr: Csr, x: torch.Tensor, y: torch.Tensor,
-                  train_idx: torch.Tensor, s: GnnSettings, gen: torch.Generator, prior: torch.Tensor | None = None) -> float:
+                  train_idx: torch.Tensor, gnn: GnnSettings, gen: torch.Generator,
+                  prior: torch.Tensor | None = None) -> float:
     """One epoch of neighbour-sampled mini-batches over the training nodes (shuffled by gen); the mean loss."""
     losses = []
-    for seeds in train_idx[torch.randperm(len(train_idx), generator=gen)].split(s.batch_nodes):
-        nodes, sub = sample(csr, seeds, s.neighbours[: s.layers], gen)
+    for seeds in train_idx[torch.randperm(len(train_idx), generator=gen)].split(gnn.batch_nodes):
+        nodes, sub = sample(csr, seeds, gnn.neighbours[: gnn.layers], gen)
         out = model(x[nodes], sub, None if prior is None else prior[nodes])[: len(seeds)]
         loss = torch.nn.functional.cross_entropy(out, y[seeds])
         opt.zero_grad()
@@ -119,19 +120,62 @@ def sampled_epoch(model: GAT, opt: torch.optim.Optimizer, csr: Csr, x: torch.Ten
     return float(np.mean(losses))
 
 
+@dataclass(frozen=True)
+class FitGraph:
+    """One fit's tensors: node inputs, labels, edges, the prior (GNN+), the training nodes, and the CSR
+    neighbour index when the graph is too large for full-graph steps (None: full graph)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    edge_index: torch.Tensor
+    prior: torch.Tensor | None
+    train_idx: torch.Tensor
+    csr: Csr | None
+
+    @property
+    def sampled(self) -> bool:
+        return self.csr is not None
+
+
+def train_step(model: GAT, opt: torch.optim.Optimizer, graph: FitGraph, gnn: GnnSettings, gen: torch.Generator) -> float:
+    """One training epoch on the training nodes, full-graph or neighbour-sampled (`sampled_epoch`); its loss."""
+    model.train()
+    if graph.sampled:
+        return sampled_epoch(model, opt, graph.csr, graph.x, graph.y, graph.train_idx, gnn, gen, graph.prior)
+    out = model(graph.x, graph.edge_index, graph.prior)
+    loss = torch.nn.functional.cross_entropy(out[graph.train_idx], graph.y[graph.train_idx])
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss.detach())
+
+
+def scored_epoch(model: GAT, graph: FitGraph, y: np.ndarray, train: np.ndarray, val: np.ndarray, epoch: int,
+                 loss_value: float, seconds: float) -> tuple[dict, np.ndarray]:
+    """(the epoch's history row: its loss, training and validation macro-F1, validation loss and seconds;
+    the validation nodes' predictions, which `selected_epoch` compares)."""
+    probs = predict(model, graph.x, graph.edge_index, graph.prior)
+    pred = probs.argmax(1)
+    val_loss = float(-np.log(np.maximum(probs[val, y[val]], 1e-12)).mean()) if val.any() else float("nan")
+    row = {"epoch": epoch, "loss": loss_value, "train_f1": macro_f1(y[train], pred[train]),
+           "val_f1": macro_f1(y[val], pred[val]), "val_loss": val_loss, "seconds": seconds}
+    return row, pred[val]
+
+
 def fit(x: np.ndarray, src: np.ndarray, dst: np.ndarray, y: np.ndarray, train: np.ndarray, val: np.ndarray,
-        n_classes: int, s: GnnSettings, log=print, prior: np.ndarray | None = None) -> Fitted:
-    """Train with cross-entropy on `train` nodes; keep the weights of the best validation epoch when a paired
-    bootstrap says it beats epoch 0 (`selected_epoch`), else epoch 0; stop after `patience` epochs without a
-    better one. With a `prior` the network starts exactly at it (see `GAT`), so epoch 0 is the prior's argmax
-    and training keeps a correction only when it beats the prior on the validation sections beyond their noise.
+        n_classes: int, gnn: GnnSettings, log=print, prior: np.ndarray | None = None) -> Fitted:
+    """Train with cross-entropy on `train` nodes (`train_step`), scoring every epoch (`scored_epoch`); keep the
+    weights of the best validation epoch when a paired bootstrap says it beats epoch 0 (`selected_epoch`), else
+    epoch 0; stop after `patience` epochs without a better one. With a `prior` the network starts exactly at it
+    (see `GAT`), so epoch 0 is the prior's argmax and training keeps a correction only when it beats the prior on
+    the validation sections beyond their noise.
 
     Selection is on validation macro-F1, the metric reported, not on the validation loss (kept in the
     history): the loss keeps falling while macro-F1 stays at or below the prior's, so a loss criterion
     moves away from the prior where the validation sections say its argmax is better
     (benchmarks/results/science.md, "Three world seeds")."""
-    torch.manual_seed(s.seed)
-    gen = torch.Generator().manual_seed(s.seed)
+    torch.manual_seed(gnn.seed)
+    gen = torch.Generator().manual_seed(gnn.seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     pt = None if prior is None else torch.from_numpy(prior)
     ei = torch.from_numpy(np.stack([src, dst])).long()
@@ -139,46 +183,30 @@ def fit(x: np.ndarray, src: np.ndarray, dst: np.ndarray, y: np.ndarray, train: n
     if prior is not None:
         correctable = torch.zeros(n_classes)
         correctable[np.unique(y[train])] = 1.0
-    model = GAT(x.shape[1], n_classes, s.hidden, s.heads, s.layers, s.dropout, zero_output=prior is not None,
+    model = GAT(x.shape[1], n_classes, gnn.hidden, gnn.heads, gnn.layers, gnn.dropout, zero_output=prior is not None,
                 correctable=correctable)
-    opt = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
-    sampled = len(x) > s.full_graph_max_nodes
-    csr = Csr.from_edges(ei[0], ei[1], len(x)) if sampled else None
-    train_idx = torch.from_numpy(np.flatnonzero(train))
+    opt = torch.optim.Adam(model.parameters(), lr=gnn.lr, weight_decay=gnn.weight_decay)
+    sampled = len(x) > gnn.full_graph_max_nodes
+    graph = FitGraph(torch.from_numpy(x), torch.from_numpy(y), ei, None if prior is None else torch.from_numpy(prior),
+                 torch.from_numpy(np.flatnonzero(train)), Csr.from_edges(ei[0], ei[1], len(x)) if sampled else None)
 
-    def scored(epoch: int, loss_value: float, seconds: float) -> dict:
-        probs = predict(model, xt, ei, pt)
-        pred = probs.argmax(1)
-        val_loss = float(-np.log(np.maximum(probs[val, y[val]], 1e-12)).mean()) if val.any() else float("nan")
-        return {"epoch": epoch, "loss": loss_value, "train_f1": macro_f1(y[train], pred[train]),
-                "val_f1": macro_f1(y[val], pred[val]), "val_loss": val_loss, "seconds": seconds, "val_pred": pred[val]}
-
-    history = [scored(0, float("nan"), 0.0)]
-    states, val_preds = [copy.deepcopy(model.state_dict())], [history[0].pop("val_pred")]
-    best, best_epoch = history[0]["val_f1"], 0
-    for epoch in range(1, s.epochs + 1):
+    row, val_pred = scored_epoch(model, graph, y, train, val, 0, float("nan"), 0.0)
+    history, states, val_preds = [row], [copy.deepcopy(model.state_dict())], [val_pred]
+    best, best_epoch = row["val_f1"], 0
+    for epoch in range(1, gnn.epochs + 1):
         t0 = time.perf_counter()
-        model.train()
-        if sampled:
-            loss_value = sampled_epoch(model, opt, csr, xt, yt, train_idx, s, gen, pt)
-        else:
-            out = model(xt, ei, pt)
-            loss = torch.nn.functional.cross_entropy(out[train_idx], yt[train_idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            loss_value = float(loss.detach())
-        row = scored(epoch, loss_value, time.perf_counter() - t0)
+        loss_value = train_step(model, opt, graph, gnn, gen)
+        row, val_pred = scored_epoch(model, graph, y, train, val, epoch, loss_value, time.perf_counter() - t0)
         history.append(row)
         states.append(copy.deepcopy(model.state_dict()))
-        val_preds.append(row.pop("val_pred"))
+        val_preds.append(val_pred)
         if row["val_f1"] > best:
             best, best_epoch = row["val_f1"], epoch
         if epoch % 20 == 0 or epoch == 1:
             log(f"  epoch {epoch}: loss {loss_value:.3f} train F1 {row['train_f1']:.3f} val F1 {row['val_f1']:.3f} "
                 f"({row['seconds']:.2f} s)")
-        if epoch - best_epoch >= s.patience:
+        if epoch - best_epoch >= gnn.patience:
             break
-    kept, low = selected_epoch(y[val], val_preds, s.seed)
+    kept, low = selected_epoch(y[val], val_preds, gnn.seed)
     model.load_state_dict(states[kept])
     return Fitted(model, history, kept, sampled, low)

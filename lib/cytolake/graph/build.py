@@ -46,53 +46,106 @@ def canonical(xyz: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return (2 * (xyz - lo) / (hi - lo) - 1).astype(np.float32)
 
 
-def brain_graph(brain_id: str, sections: list[dict], g: GraphSettings, t: TilingSettings,
-                area_index_of: dict[int, int], inv_affine: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict:
-    """One brain's nodes (rows with trilinear pmap corners, without pmap, patch and features) and edges.
+@dataclass(frozen=True)
+class AtlasFrame:
+    """Where a brain's nodes land in the reference: the area index of each annotation label id, the inverse of
+    the pmaps' affine (MNI mm -> pmap voxels, for the trilinear corners) and the reference volume's bounds
+    (`canonical`)."""
+
+    area_index_of: dict[int, int]
+    inv_affine: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+@dataclass(frozen=True)
+class BrainGraph:
+    """One brain's graph: node rows (with trilinear pmap corners, without pmap, patch and features), directed
+    edges among them, the mesh it was built from (vertices in MNI mm, faces, and each node's mesh vertex), its
+    connected components and the seconds it took."""
+
+    brain_id: str
+    nodes: list[dict]
+    src: np.ndarray
+    dst: np.ndarray
+    mesh_vertices: np.ndarray  # (n, 3)
+    mesh_faces: np.ndarray  # (m, 3)
+    node_vertex: np.ndarray
+    components: int
+    seconds: float
+
+    @property
+    def vertices(self) -> int:
+        return len(self.mesh_vertices)
+
+
+def section_planes(sections: list[dict], tiling: TilingSettings) -> tuple[list[SectionPlane], dict[int, dict]]:
+    """(each section's plane with its cortex mask, in section_id order; each section by id with its image
+    width)."""
+    planes, by_id = [], {}
+    for s in sorted(sections, key=lambda s: s["section_id"]):
+        info = read_info(s["image_uri"])
+        mask, scale = section_cortex_mask(s["image_uri"], s["spacing_um"], info.level_shapes, tiling.mask_spacing_um,
+                                          tiling.mask_threshold)
+        planes.append(SectionPlane(s["section_id"], np.asarray(s["transform"], float).reshape(4, 4), mask, scale))
+        by_id[s["section_id"]] = {**s, "width": info.width}
+    return planes, by_id
+
+
+def node_labels(section_ids: np.ndarray, x: np.ndarray, y: np.ndarray, by_id: dict[int, dict],
+                area_index_of: dict[int, int]) -> np.ndarray:
+    """Each node's area label (None where unannotated), read from its section's annotation at (x, y)."""
+    labels = np.full(len(section_ids), None, object)
+    for sid in np.unique(section_ids).tolist():
+        sel = np.flatnonzero(section_ids == sid)
+        s = by_id[sid]
+        labels[sel] = labels_at(s["annotation_uri"], x[sel], y[sel], s["width"], area_index_of)
+    return labels
+
+
+def brain_graph(brain_id: str, sections: list[dict], graph_settings: GraphSettings, tiling: TilingSettings,
+                frame: AtlasFrame) -> BrainGraph:
+    """One brain's graph.
 
     `sections`: the brain's ok sections (section_id, image_uri, spacing_um, transform, annotation_uri,
-    split and optionally warp_uri, warp_format). Every mesh vertex within `g.max_node_distance_mm` of an
-    in-mask image location becomes a node there, whatever the tiling grid: its features are taken at that
-    location (`graph/features.py`). Returns a dict with nodes, src, dst, vertices, components, seconds, and
-    the mesh: mesh_vertices (n, 3, MNI mm), mesh_faces (m, 3), node_vertex (the mesh vertex of each node).
+    split and optionally warp_uri, warp_format). Every mesh vertex within `graph_settings.max_node_distance_mm`
+    of an in-mask image location becomes a node there, whatever the tiling grid: its features are taken at that
+    location (`graph/features.py`).
 
     With a warp the sections are planes of the brain's own space, so the surface is reconstructed there
     and its vertices and the nodes' image locations are then taken to MNI through the warp.
     """
     warp = next(((s["warp_uri"], s.get("warp_format")) for s in sections if s.get("warp_uri")), (None, None))
     t0 = time.perf_counter()
-    planes, by_id = [], {}
-    for s in sorted(sections, key=lambda s: s["section_id"]):
-        info = read_info(s["image_uri"])
-        mask, scale = section_cortex_mask(s["image_uri"], s["spacing_um"], info.level_shapes, t.mask_spacing_um,
-                                          t.mask_threshold)
-        planes.append(SectionPlane(s["section_id"], np.asarray(s["transform"], float).reshape(4, 4), mask, scale))
-        by_id[s["section_id"]] = {**s, "width": info.width}
-    vol, origin = reconstruct(planes, g.voxel_mm, g.fill_mm)
-    verts, faces = surface_mesh(vol, origin, g.voxel_mm, g.smoothing_iterations, g.vertex_spacing_mm)
-    loc = nearest_locations(verts, planes, g.max_node_distance_mm, g.node_depth_mm)
+    planes, by_id = section_planes(sections, tiling)
+    vol, origin = reconstruct(planes, graph_settings.voxel_mm, graph_settings.fill_mm)
+    verts, faces = surface_mesh(vol, origin, graph_settings.voxel_mm, graph_settings.smoothing_iterations,
+                                graph_settings.vertex_spacing_mm)
+    loc = nearest_locations(verts, planes, graph_settings.max_node_distance_mm, graph_settings.node_depth_mm)
     graph = graph_from_mesh(faces, len(verts), loc.plane >= 0)
 
     v = graph.vertex
     section_ids = np.array([planes[k].section_id for k in loc.plane[v]], np.int64)
-    labels = np.full(len(v), None, object)
-    for sid in np.unique(section_ids).tolist():
-        sel = np.flatnonzero(section_ids == sid)
-        s = by_id[sid]
-        labels[sel] = labels_at(s["annotation_uri"], loc.x[v[sel]], loc.y[v[sel]], s["width"], area_index_of)
+    labels = node_labels(section_ids, loc.x[v], loc.y[v], by_id, frame.area_index_of)
     ref = warp_points(*warp, loc.xyz[v])
     verts = warp_points(*warp, verts)
-    corners = corner_columns(*trilinear_corners(ref, inv_affine))
-    can = canonical(ref, lo, hi)
-    nodes = [{
-        "brain_id": brain_id, "node_id": n, "section_id": int(section_ids[n]), "x": int(loc.x[vi]), "y": int(loc.y[vi]),
+    nodes = node_rows(brain_id, section_ids, loc.x[v], loc.y[v], labels, by_id, verts[v], ref, frame)
+    return BrainGraph(brain_id, nodes, graph.src, graph.dst, verts, faces, v, graph.components,
+                      time.perf_counter() - t0)
+
+
+def node_rows(brain_id: str, section_ids: np.ndarray, x: np.ndarray, y: np.ndarray, labels: np.ndarray,
+              by_id: dict[int, dict], vertex_xyz: np.ndarray, ref: np.ndarray, frame: AtlasFrame) -> list[dict]:
+    """The nodes' rows, node_id in order: image location, label, split, mesh vertex, reference (MNI mm) and
+    canonical positions, and the trilinear pmap corners at the reference position."""
+    corners = corner_columns(*trilinear_corners(ref, frame.inv_affine))
+    can = canonical(ref, frame.lo, frame.hi)
+    return [{
+        "brain_id": brain_id, "node_id": n, "section_id": int(section_ids[n]), "x": int(x[n]), "y": int(y[n]),
         "label": labels[n], "split": by_id[int(section_ids[n])]["split"],
-        "vertex_xyz": verts[vi].tolist(), "ref_xyz": ref[n].tolist(), "canonical_xyz": can[n].tolist(),
+        "vertex_xyz": vertex_xyz[n].tolist(), "ref_xyz": ref[n].tolist(), "canonical_xyz": can[n].tolist(),
         **{c: col[n] for c, col in corners.items()},
-    } for n, vi in enumerate(v.tolist())]
-    return {"brain_id": brain_id, "nodes": nodes, "src": graph.src.tolist(), "dst": graph.dst.tolist(),
-            "vertices": len(verts), "components": graph.components, "seconds": time.perf_counter() - t0,
-            "mesh_vertices": verts, "mesh_faces": faces, "node_vertex": v}
+    } for n in range(len(section_ids))]
 
 
 def fsaverage_graph(atlas, hemisphere: str = "left") -> dict:

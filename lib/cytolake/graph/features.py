@@ -30,22 +30,22 @@ class NodeFeatures:
 
 
 def node_centres(brain_id: str, section: dict, rows: np.ndarray, xs: np.ndarray, ys: np.ndarray,
-                 t: TilingSettings) -> pa.Table:
+                 tiling: TilingSettings) -> pa.Table:
     """The nodes of one section as centres `cut_patches` takes: `row` (the node's index in the caller's
     arrays), brain_id, section_id, x, y, patch_id and the `window_columns` of the tiling geometry (the
     same patch size, spacing and level choice as the section's grid patches)."""
-    g = patch_geometry(t, section["spacing_um"], read_info(section["image_uri"]).levels)
+    g = patch_geometry(tiling, section["spacing_um"], read_info(section["image_uri"]).levels)
     n, sid = len(rows), int(section["section_id"])
     return pa.table({
         "row": pa.array(rows, pa.int64()), "brain_id": pa.repeat(pa.scalar(brain_id), n),
         "section_id": pa.repeat(pa.scalar(sid, pa.int32()), n),
         "x": pa.array(xs, pa.int32()), "y": pa.array(ys, pa.int32()),
         "patch_id": pa.array([patch_id(brain_id, sid, x, y, g) for x, y in zip(xs.tolist(), ys.tolist())], pa.string()),
-        **window_columns(section["image_uri"], xs, ys, g, t.block_px)})
+        **window_columns(section["image_uri"], xs, ys, g, tiling.block_px)})
 
 
 def node_features(brain_id: str, sections: list[dict], section_ids: np.ndarray, xs: np.ndarray, ys: np.ndarray,
-                  t: TilingSettings, model, device: str, batch_size: int) -> NodeFeatures:
+                  tiling: TilingSettings, model, device: str, batch_size: int) -> NodeFeatures:
     """The features of nodes at level-0 (xs, ys) of their sections (`sections`: section_id, image_uri,
     spacing_um): one section at a time, its patches cut block by block and embedded `batch_size` at a time,
     so a task holds one block's window and one forward pass of pixels, never a whole section's or brain's.
@@ -58,7 +58,7 @@ def node_features(brain_id: str, sections: list[dict], section_ids: np.ndarray, 
     def centres() -> Iterator[pa.Table]:
         for sid in np.unique(section_ids).tolist():
             rows = np.flatnonzero(section_ids == sid)
-            yield from cut_patches(node_centres(brain_id, by_id[sid], rows, xs[rows], ys[rows], t))
+            yield from cut_patches(node_centres(brain_id, by_id[sid], rows, xs[rows], ys[rows], tiling))
 
     for done, emb in embedded_batches(centres(), model, device, batch_size):
         if features is None:

@@ -103,7 +103,7 @@ def area_frequencies(p: np.ndarray, total: np.ndarray) -> tuple[np.ndarray, np.n
     return p / scale, np.maximum(1.0 - total, 0.0)
 
 
-def make_brain(brain_id: str, atlas: Atlas, support: tuple[np.ndarray, list], s: SynthSettings,
+def make_brain(brain_id: str, atlas: Atlas, support: tuple[np.ndarray, list], synth: SynthSettings,
                rng: np.random.Generator) -> BrainModel:
     """A brain's own parcellation, drawn so that over brains each area occurs at each voxel as often as its map
     says, and its deformation.
@@ -120,7 +120,7 @@ def make_brain(brain_id: str, atlas: Atlas, support: tuple[np.ndarray, list], s:
     its areas relative to the registered coordinates in which the pipeline reads the maps (`template_tissue`).
     """
     ijk, areas = support
-    step = s.parcellation_grid_mm / float(np.abs(np.diag(atlas.affine)[:3]).mean())
+    step = synth.parcellation_grid_mm / float(np.abs(np.diag(atlas.affine)[:3]).mean())
     coarse_shape = tuple(int(np.ceil(n / step)) + 2 for n in atlas.shape)
     total = np.zeros(len(ijk), np.float64)
     for _, rows, p in areas:
@@ -142,16 +142,16 @@ def make_brain(brain_id: str, atlas: Atlas, support: tuple[np.ndarray, list], s:
     dshape = tuple(int(np.ceil((h - l) / dstep)) + 3 for l, h in zip(lo, hi))
     daff = np.diag([dstep, dstep, dstep, 1.0])
     daff[:3, 3] = lo - dstep
-    disp = tuple(Volume(rng.normal(0.0, s.deformation_mm, dshape).astype(np.float32), daff) for _ in range(3))
+    disp = tuple(Volume(rng.normal(0.0, synth.deformation_mm, dshape).astype(np.float32), daff) for _ in range(3))
     return BrainModel(brain_id, Volume(labels, atlas.affine), disp)
 
 
-def section_affine(s: SynthSettings, y_mm: float, theta: float, shift: np.ndarray, tilt: float = 0.0) -> np.ndarray:
+def section_affine(synth: SynthSettings, y_mm: float, theta: float, shift: np.ndarray, tilt: float = 0.0) -> np.ndarray:
     """Pixel (col, row, normal) -> MNI mm for a coronal section at y, rotated in-plane by theta, tilted out of
     the coronal plane by `tilt` (the cutting angle, radians, about the left-right axis) and shifted."""
-    sp = s.spacing_um / 1000.0
-    x0, x1, z0, z1 = s.field_mm
-    a0 = np.array([[sp, 0, 0, x0], [0, 0, s.section_thickness_um / 1000.0, y_mm], [0, -sp, 0, z1], [0, 0, 0, 1]])
+    sp = synth.spacing_um / 1000.0
+    x0, x1, z0, z1 = synth.field_mm
+    a0 = np.array([[sp, 0, 0, x0], [0, 0, synth.section_thickness_um / 1000.0, y_mm], [0, -sp, 0, z1], [0, 0, 0, 1]])
     c = np.array([(x0 + x1) / 2, y_mm, (z0 + z1) / 2])
     rot = np.eye(4)
     rot[[0, 0, 2, 2], [0, 2, 0, 2]] = [np.cos(theta), -np.sin(theta), np.sin(theta), np.cos(theta)]
@@ -163,9 +163,9 @@ def section_affine(s: SynthSettings, y_mm: float, theta: float, shift: np.ndarra
     return t_out @ cut @ rot @ t_in @ a0
 
 
-def section_shape(s: SynthSettings) -> tuple[int, int]:
-    x0, x1, z0, z1 = s.field_mm
-    sp = s.spacing_um / 1000.0
+def section_shape(synth: SynthSettings) -> tuple[int, int]:
+    x0, x1, z0, z1 = synth.field_mm
+    sp = synth.spacing_um / 1000.0
     return int(round((z1 - z0) / sp)), int(round((x1 - x0) / sp))
 
 
@@ -283,11 +283,11 @@ def brain_ids(n: int) -> list[str]:
     return [f"B{i + 1:02d}" for i in range(n)]
 
 
-def _fingerprint(s: SynthSettings, atlas: Atlas) -> str:
+def _fingerprint(synth: SynthSettings, atlas: Atlas) -> str:
     """What a brain's content depends on: every synth setting but how many brains are asked for (brain i is
     drawn from seed [seed, i] alone), so asking for more brains keeps the ones already written, and the
     world's version (`WORLD_VERSION`), so a brain drawn by an earlier renderer is drawn again."""
-    return json.dumps({"synth": s.model_dump(mode="json", exclude={"brains"}), "atlas": atlas.hash,
+    return json.dumps({"synth": synth.model_dump(mode="json", exclude={"brains"}), "atlas": atlas.hash,
                        "world_version": WORLD_VERSION}, sort_keys=True)
 
 
@@ -301,49 +301,49 @@ class BrainPlan:
     signatures: list  # of cytoarchitecture.Signature: index 0 unmapped cortex, then the atlas areas in order
 
 
-def brain_plan(brain_index: int, s: SynthSettings, atlas: Atlas, support) -> BrainPlan:
+def brain_plan(brain_index: int, synth: SynthSettings, atlas: Atlas, support) -> BrainPlan:
     """Brain `brain_index` as drawn from seeds [seed, brain_index] (and [..., 1] for its signatures) alone."""
     brain_id = brain_ids(brain_index + 1)[-1]
-    rng = np.random.default_rng([s.seed, brain_index])
-    model = make_brain(brain_id, atlas, support, s, rng)
-    n = s.sections_per_brain
-    ys = np.linspace(*s.y_range_mm, n)
-    gap = (s.y_range_mm[1] - s.y_range_mm[0]) / max(n, 1)
+    rng = np.random.default_rng([synth.seed, brain_index])
+    model = make_brain(brain_id, atlas, support, synth, rng)
+    n = synth.sections_per_brain
+    ys = np.linspace(*synth.y_range_mm, n)
+    gap = (synth.y_range_mm[1] - synth.y_range_mm[0]) / max(n, 1)
     ys = ys + rng.uniform(-0.25, 0.25, n) * gap
-    annotated = set(rng.choice(n, size=int(round(s.annotated_fraction * n)), replace=False).tolist())
+    annotated = set(rng.choice(n, size=int(round(synth.annotated_fraction * n)), replace=False).tolist())
     # the brain's staining and scanning; each section varies around it (texture.section_style)
     stain, gain, offset = float(np.exp(rng.normal(0, 0.1))), rng.uniform(0.92, 1.08), rng.uniform(-6, 6)
     jobs = []
     for k in range(n):
         section_id = k + 1
-        aff = section_affine(s, float(ys[k]), rng.normal(0, np.deg2rad(2.0)), rng.normal(0, 1.5, 2),
-                             rng.normal(0, np.deg2rad(s.cutting_angle_sd_deg)))
+        aff = section_affine(synth, float(ys[k]), rng.normal(0, np.deg2rad(2.0)), rng.normal(0, 1.5, 2),
+                             rng.normal(0, np.deg2rad(synth.cutting_angle_sd_deg)))
         jobs.append({
             "section_id": section_id, "affine": aff, "seed": int(rng.integers(2**31)),
-            "style": section_style(rng, stain, gain, offset, s.artifact_fraction),
+            "style": section_style(rng, stain, gain, offset, synth.artifact_fraction),
             "image_path": f"images/section_{section_id:04d}.tif",
             "truth_path": f"truth/section_{section_id:04d}_labels.tif",
             "annotation_path": f"annotations/section_{section_id:04d}_labels.tif" if k in annotated else "",
         })
-    signatures = brain_signatures([a.name for a in atlas.areas], np.random.default_rng([s.seed, brain_index, 1]))
+    signatures = brain_signatures([a.name for a in atlas.areas], np.random.default_rng([synth.seed, brain_index, 1]))
     return BrainPlan(brain_id, model, jobs, signatures)
 
 
-def synthesize_brain(brain_index: int, s: SynthSettings, atlas: Atlas, support, anatomy, landing: Path,
+def synthesize_brain(brain_index: int, synth: SynthSettings, atlas: Atlas, support, anatomy, landing: Path,
                      workers: int, progress=None) -> tuple[str, bool]:
     """Write one brain into landing/<brain_id>/; returns (brain_id, written). An identical brain is kept."""
     brain_id = brain_ids(brain_index + 1)[-1]
     out = landing / brain_id
     stamp = out / "synth.json"
-    fp = _fingerprint(s, atlas)
+    fp = _fingerprint(synth, atlas)
     if (out / "manifest.csv").is_file() and stamp.is_file() and stamp.read_text() == fp:
         return brain_id, False
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "annotations").mkdir(exist_ok=True)
     (out / "truth").mkdir(exist_ok=True)
-    plan = brain_plan(brain_index, s, atlas, support)
+    plan = brain_plan(brain_index, synth, atlas, support)
     model, jobs, signatures = plan.model, plan.jobs, plan.signatures
-    work = dict(settings=s, model=model, anatomy=anatomy, tables=signature_tables(signatures), out=out,
+    work = dict(settings=synth, model=model, anatomy=anatomy, tables=signature_tables(signatures), out=out,
                 area_ids=[a.area_id for a in atlas.areas])
     try:
         if workers > 1:
@@ -362,7 +362,7 @@ def synthesize_brain(brain_index: int, s: SynthSettings, atlas: Atlas, support, 
     parc = label_values(model.labels.data, np.asarray([a.area_id for a in atlas.areas]))
     nib.save(nib.Nifti1Image(parc.astype(np.int16), atlas.affine), out / "truth" / "parcellation.nii.gz")
     write_manifest(out / "manifest.csv", [
-        {"brain_id": brain_id, "section_id": j["section_id"], "image_path": j["image_path"], "spacing_um": s.spacing_um,
+        {"brain_id": brain_id, "section_id": j["section_id"], "image_path": j["image_path"], "spacing_um": synth.spacing_um,
          "transform": j["affine"], "annotation_path": j["annotation_path"]} for j in jobs])
     stamp.write_text(fp)
     return brain_id, True

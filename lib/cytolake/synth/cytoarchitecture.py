@@ -28,11 +28,11 @@ Sources (values are encodings of their descriptions and ranges, not copied table
   Amunts et al. 2005 (hippocampal formation and amygdala: allocortex and nuclei, not six layers),
   Amunts et al. 2000 (V1 stria of Gennari, V2 dense III).
 
-Rendering scale. A section is `synth.section_thickness_um` thick (20 um, the seed's), so a pixel of s
+Rendering scale. A section is `synth.section_thickness_um` thick (20 um, the poster's), so a pixel of s
 um holds s^2 x 20 um^3 of tissue: at 40 um/px about 1 neuron at 30,000 /mm3. Each cell body darkens
 its pixel by its projected area (Beer-Lambert, `texture.render_section`), so at 30-40 um/px a layer's
 grey level follows density x soma area and its graininess follows soma size: the laminar pattern is
-visible although single cells are not resolved (as in the seed's 16-20 um overview scans).
+visible although single cells are not resolved (as in the poster's 16-20 um overview scans).
 
 Variability. Each brain's layer thicknesses vary per layer by a factor exp(N(0, 0.10)) and its
 densities by exp(N(0, 0.10)), soma sizes brain-wide by exp(N(0, 0.05)): roughly the inter-subject

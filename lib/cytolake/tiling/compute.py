@@ -23,7 +23,7 @@ from cytolake.tiling.plan import KEY, TilePlan
 from cytolake.tiling.sections import centres_task, outcome_schema
 
 
-def stage_a(spark, plan: TilePlan, t: TilingSettings, inv_affine: np.ndarray, area_index_of: dict[int, int]):
+def stage_a(spark, plan: TilePlan, tiling: TilingSettings, inv_affine: np.ndarray, area_index_of: dict[int, int]):
     """The centres of the plan's sections (`outcome_schema`), persisted: stage B and the outcomes both read them."""
     sc = spark.sparkContext
     tasks = max(1, min(plan.todo.num_rows, sc.defaultParallelism * 4))
@@ -31,7 +31,7 @@ def stage_a(spark, plan: TilePlan, t: TilingSettings, inv_affine: np.ndarray, ar
     if not todo.num_rows:  # only removals: Spark cannot take a table without chunks, the empty table has one
         todo = todo.schema.empty_table()
     return (spark.createDataFrame(todo).repartition(tasks)
-            .mapInArrow(centres_task(t, inv_affine, area_index_of), from_arrow_schema(outcome_schema()))
+            .mapInArrow(centres_task(tiling, inv_affine, area_index_of), from_arrow_schema(outcome_schema()))
             .persist(StorageLevel.MEMORY_AND_DISK))
 
 

@@ -21,12 +21,12 @@ class PatchGeometry:
     spacing_um: float
 
 
-def patch_geometry(t: TilingSettings, spacing_um: float, levels: int) -> PatchGeometry:
+def patch_geometry(tiling: TilingSettings, spacing_um: float, levels: int) -> PatchGeometry:
     """Read from the coarsest level whose spacing is still <= the target spacing (levels halve in size)."""
-    level = coarsest_level(spacing_um, t.spacing_um, levels)
+    level = coarsest_level(spacing_um, tiling.spacing_um, levels)
     ls = spacing_um * 2**level
-    window = max(1, int(round(t.patch_px * t.spacing_um / ls)))
-    return PatchGeometry(level, ls, window, t.patch_px, t.spacing_um)
+    window = max(1, int(round(tiling.patch_px * tiling.spacing_um / ls)))
+    return PatchGeometry(level, ls, window, tiling.patch_px, tiling.spacing_um)
 
 
 def window_origin(x, y, level: int, window_px: int) -> tuple[np.ndarray, np.ndarray]:
@@ -39,9 +39,9 @@ def window_origin(x, y, level: int, window_px: int) -> tuple[np.ndarray, np.ndar
             np.floor(np.asarray(x) / f - window_px / 2).astype(np.int64))
 
 
-def tiling_hash(t: TilingSettings) -> str:
+def tiling_hash(tiling: TilingSettings) -> str:
     """Fingerprint of everything that decides which patches a section gets and what they hold."""
-    key = f"{t.patch_px}/{t.spacing_um}/{t.stride_um}/{t.mask_spacing_um}/{t.mask_threshold}"
+    key = f"{tiling.patch_px}/{tiling.spacing_um}/{tiling.stride_um}/{tiling.mask_spacing_um}/{tiling.mask_threshold}"
     return xxhash.xxh3_64_hexdigest(key.encode())
 
 
@@ -69,7 +69,7 @@ def patch_id(brain_id: str, section_id: int, x: int, y: int, g: PatchGeometry) -
     return xxhash.xxh3_128_hexdigest(f"{brain_id}/{section_id}/{x}/{y}/{g.patch_px}/{g.spacing_um}".encode())
 
 
-def assign_splits(sections: list[tuple[str, int, bool]], t: TilingSettings) -> dict[tuple[str, int], str]:
+def assign_splits(sections: list[tuple[str, int, bool]], tiling: TilingSettings) -> dict[tuple[str, int], str]:
     """Split per (brain, section, annotated): `transfer` for held-out brains; of each training brain,
     test_fraction of the annotated sections and of the unannotated ones is `test` (stratified, so the test
     split always has labels to score when the brain has any).
@@ -81,17 +81,17 @@ def assign_splits(sections: list[tuple[str, int, bool]], t: TilingSettings) -> d
     out: dict[tuple[str, int], str] = {}
     groups: dict[tuple[str, bool], list[int]] = {}
     for b, s, annotated in sections:
-        if b in t.transfer_brains:
+        if b in tiling.transfer_brains:
             out[(b, s)] = "transfer"
         else:
             groups.setdefault((b, annotated), []).append(s)
     for (b, annotated), ss in groups.items():
         ss = sorted(ss)
-        n_test = math.floor(t.test_fraction * len(ss) + 0.5)
-        if t.test_fraction > 0 and len(ss) > 1:
+        n_test = math.floor(tiling.test_fraction * len(ss) + 0.5)
+        if tiling.test_fraction > 0 and len(ss) > 1:
             n_test = max(n_test, 1)
         step = len(ss) / max(n_test, 1)
-        phase = 0.25 + 0.5 * xxhash.xxh64_intdigest(f"{t.seed}/{b}/{annotated}".encode()) / 2**64
+        phase = 0.25 + 0.5 * xxhash.xxh64_intdigest(f"{tiling.seed}/{b}/{annotated}".encode()) / 2**64
         test = {ss[min(len(ss) - 1, math.floor((i + phase) * step))] for i in range(n_test)}
         out.update({(b, s): "test" if s in test else "train" for s in ss})
     return out

@@ -28,18 +28,18 @@ class TileSummary:
 
 
 def run_tile(settings: Settings, spark, brains: list[str] | None = None, log=print) -> TileSummary:
-    t = settings.tiling
+    tiling = settings.tiling
     lake = Lake(settings.paths.lake)
     summary = TileSummary()
     atlas = Atlas(settings.atlas)
     area_index_of = {a["area_id"]: a["area_index"] for a in registered_areas(lake, atlas)}
     sections = lake.read("sections")
-    plan = plan_tile(sections, lake.read("patches", STATE).group_by(STATE).aggregate([]), t, brains)
+    plan = plan_tile(sections, lake.read("patches", STATE).group_by(STATE).aggregate([]), tiling, brains)
     log(f"tile: {plan.todo.num_rows + plan.keep.num_rows} ok sections, {plan.todo.num_rows} to tile, "
-        f"geometry {t.patch_px} px at {t.spacing_um:g} um/px")
+        f"geometry {tiling.patch_px} px at {tiling.spacing_um:g} um/px")
     if plan.empty:
         return summary
-    centres = compute.stage_a(spark, plan, t, np.linalg.inv(atlas.affine), area_index_of)
+    centres = compute.stage_a(spark, plan, tiling, np.linalg.inv(atlas.affine), area_index_of)
     done = compute.outcomes(centres)
     for b, sid, n, err in zip(*(done[c].to_pylist() for c in ("brain_id", "section_id", "n_patches", "error"))):
         if err:

@@ -33,13 +33,13 @@ class TilePlan:
         return self.todo.num_rows == 0 and not self.stale_brains
 
 
-def plan_tile(sections: pa.Table, tiled: pa.Table, t: TilingSettings, brains: list[str] | None = None) -> TilePlan:
+def plan_tile(sections: pa.Table, tiled: pa.Table, tiling: TilingSettings, brains: list[str] | None = None) -> TilePlan:
     """`sections`: the registry; `tiled`: one row per section that has patches, with the STATE columns."""
     ok = of_brains(sections.filter(pc.equal(sections["status"], "ok")), brains or None)
     tiled = of_brains(tiled, brains or None)
     ids, sids = ok["brain_id"].to_pylist(), ok["section_id"].to_pylist()
-    splits = assign_splits(list(zip(ids, sids, (bool(a) for a in ok["annotation_uri"].to_pylist()))), t)
-    th = tiling_hash(t)
+    splits = assign_splits(list(zip(ids, sids, (bool(a) for a in ok["annotation_uri"].to_pylist()))), tiling)
+    th = tiling_hash(tiling)
     wanted = (ok.append_column("split", pa.array([splits[k] for k in zip(ids, sids)], pa.string()))
               .append_column("tiling_hash", pa.array([placement_hash(th, w) for w in ok["warp_hash"].to_pylist()],
                                                      pa.string())))

@@ -39,7 +39,7 @@ def _repeat(value, n: int, type_: pa.DataType) -> pa.Array:
     return pa.repeat(pa.scalar(value, type_), n)
 
 
-def section_centres(sec: dict, t: TilingSettings, split: str, inv_affine: np.ndarray,
+def section_centres(sec: dict, tiling: TilingSettings, split: str, inv_affine: np.ndarray,
                     area_index_of: dict[int, int], th: str) -> tuple[pa.Table, str | None]:
     """The patch centres of one section (`centre_schema`), or (no rows, error message) when it cannot be tiled."""
     out = centre_schema()
@@ -47,9 +47,9 @@ def section_centres(sec: dict, t: TilingSettings, split: str, inv_affine: np.nda
     try:
         info = read_info(uri)
         sp = sec["spacing_um"]
-        g = patch_geometry(t, sp, halving_levels(info.level_shapes))
-        mask, scale = section_cortex_mask(uri, sp, info.level_shapes, t.mask_spacing_um, t.mask_threshold, t.max_mask_px)
-        xy = grid_centres(mask, scale, t.stride_um / sp, info.width, info.height)
+        g = patch_geometry(tiling, sp, halving_levels(info.level_shapes))
+        mask, scale = section_cortex_mask(uri, sp, info.level_shapes, tiling.mask_spacing_um, tiling.mask_threshold, tiling.max_mask_px)
+        xy = grid_centres(mask, scale, tiling.stride_um / sp, info.width, info.height)
         if not len(xy):
             return out.empty_table(), None
         a = np.asarray(sec["transform"], float).reshape(4, 4)
@@ -72,12 +72,12 @@ def section_centres(sec: dict, t: TilingSettings, split: str, inv_affine: np.nda
         "label": pa.array(labels, pa.int32()), "spacing_um": _repeat(g.spacing_um, n, pa.float32()),
         "content_hash": _repeat(sec["content_hash"], n, pa.string()), "tiling_hash": _repeat(th, n, pa.string()),
         "ref_xyz": list_array(np.asarray(xyz, np.float64), pa.float64()),
-        **window_columns(uri, xy[:, 0], xy[:, 1], g, t.block_px), **corner_arrays(idx, w),
+        **window_columns(uri, xy[:, 0], xy[:, 1], g, tiling.block_px), **corner_arrays(idx, w),
     }
     return pa.Table.from_pydict(cols, schema=out), None
 
 
-def centres_task(t: TilingSettings, inv_affine: np.ndarray, area_index_of: dict[int, int]):
+def centres_task(tiling: TilingSettings, inv_affine: np.ndarray, area_index_of: dict[int, int]):
     """A mapInArrow function: the plan's sections to tile in (one row each, with `split` and `tiling_hash`),
     `outcome_schema` rows out."""
     out = outcome_schema()
@@ -85,7 +85,7 @@ def centres_task(t: TilingSettings, inv_affine: np.ndarray, area_index_of: dict[
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for sec in batch.to_pylist():  # a section's parameters; its centres stay columnar
-                rows, err = section_centres(sec, t, sec["split"], inv_affine, area_index_of, sec["tiling_hash"])
+                rows, err = section_centres(sec, tiling, sec["split"], inv_affine, area_index_of, sec["tiling_hash"])
                 if rows.num_rows:
                     yield from rows.append_column("error", pa.nulls(rows.num_rows, pa.string())).to_batches()
                 else:

@@ -1,4 +1,4 @@
-"""The probability-guided contrastive loss of the seed (Schiffer et al., poster "Contrastive Learning from
+"""The probability-guided contrastive loss of the poster (Schiffer et al., poster "Contrastive Learning from
 Probabilistic Maps for Cytoarchitectonic Classification of the Cortex")."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def anchor_losses(z: torch.Tensor, p: torch.Tensor, z_all: torch.Tensor, p_all: 
 
 
 def pmap_contrastive_loss(z: torch.Tensor, p: torch.Tensor, tau: float, include_self_weight: bool = True) -> torch.Tensor:
-    r"""Mean over anchors of the seed's
+    r"""Mean over anchors of the poster's
 
         L_i = -(1 / sum_{j=1..N} w_ij) * sum_{j != i} w_ij * log( exp(<z_i,z_j>/tau) / sum_{k != i} exp(<z_i,z_k>/tau) ),
         w_ij = <p_i, p_j>.

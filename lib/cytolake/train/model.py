@@ -1,5 +1,5 @@
 """The encoder: an input head that brings large patches down, a torchvision ResNet (`train.backbone`:
-ResNet-50 as in the seed, or a smaller one where compute is short; no pretrained weights, single
+ResNet-50 as in the poster, or a smaller one where compute is short; no pretrained weights, single
 channel), and a projection head to a normalised 128-d z. The pooled backbone output (2048-d for
 ResNet-50, 512-d for ResNet-18/34) is the feature used downstream."""
 
@@ -32,7 +32,7 @@ def _norm(kind: str):
 
 
 class InputHead(nn.Module):
-    """Strided 3x3 convolutions halving the input `log2(downsample)` times (the seed's 2048 px patches
+    """Strided 3x3 convolutions halving the input `log2(downsample)` times (the poster's 2048 px patches
     reach the ResNet stem at 2048 / downsample px); identity when downsample is 1."""
 
     def __init__(self, downsample: int, channels: int, norm: str):
@@ -99,8 +99,8 @@ def to_input(images: torch.Tensor) -> torch.Tensor:
     return ((images.float() / 255.0) - 0.5).div_(0.25).unsqueeze(1)
 
 
-def build_encoder(t: TrainSettings) -> Encoder:
-    return Encoder(t.head_downsample, t.head_channels, t.projection_dim, t.norm, t.backbone)
+def build_encoder(train: TrainSettings) -> Encoder:
+    return Encoder(train.head_downsample, train.head_channels, train.projection_dim, train.norm, train.backbone)
 
 
 def load_encoder(model_dir: Path, device: str = "cpu") -> Encoder:
@@ -118,9 +118,9 @@ def save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def save_encoder(out: Path, model: Encoder, t: TrainSettings, world: int, steps: int) -> None:
+def save_encoder(out: Path, model: Encoder, train: TrainSettings, world: int, steps: int) -> None:
     save_atomic(model.state_dict(), out / "encoder.pt")
-    (out / "config.json").write_text(json.dumps({"model_version": t.model_version, "train": t.model_dump(mode="json"),
+    (out / "config.json").write_text(json.dumps({"model_version": train.model_version, "train": train.model_dump(mode="json"),
                                                  "world": world, "steps": steps}, indent=2))
 
 
@@ -128,7 +128,7 @@ def ensure_random_encoder(settings: Settings, out: Path) -> None:
     """The untrained baseline: the configured architecture, initialised from train.seed, saved once."""
     if (out / "encoder.pt").is_file():
         return
-    t = settings.train.model_copy(update={"model_version": out.name})
-    torch.manual_seed(t.seed)
+    train = settings.train.model_copy(update={"model_version": out.name})
+    torch.manual_seed(train.seed)
     out.mkdir(parents=True, exist_ok=True)
-    save_encoder(out, build_encoder(t).eval(), t, 1, 0)
+    save_encoder(out, build_encoder(train).eval(), train, 1, 0)

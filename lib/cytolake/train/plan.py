@@ -17,13 +17,13 @@ class TrainPlan:
     segments: tuple[tuple[int, int, int], ...]  # (epoch, first batch, steps) still to take, in order
 
 
-def plan_training(t: TrainSettings, per_epoch: int, world: int, checkpoint_step: int | None) -> TrainPlan:
+def plan_training(train: TrainSettings, per_epoch: int, world: int, checkpoint_step: int | None) -> TrainPlan:
     """`per_epoch`: full batches per epoch over `world` processes; `checkpoint_step`: the step of the run's
     checkpoint, None when it has none. A run resumes at the checkpoint's step in the middle of its epoch,
     at the same batch, since the reader's order is a function of (seed, epoch) alone."""
     if per_epoch == 0:
-        raise RuntimeError(f"no full batch of {t.batch_size} x {world} patches in splits {list(t.splits)}: tile first")
-    total = min(t.max_steps or per_epoch * t.epochs, per_epoch * t.epochs)
+        raise RuntimeError(f"no full batch of {train.batch_size} x {world} patches in splits {list(train.splits)}: tile first")
+    total = min(train.max_steps or per_epoch * train.epochs, per_epoch * train.epochs)
     start = checkpoint_step or 0
     segments, step = [], start
     while step < total:
