@@ -417,3 +417,14 @@ def test_the_record_check_flags_prose_and_leaves_code_alone(tmp_path):
         "lib/m.py:1: '2026-12-06'", "lib/m.py:1: '2.4x the'", "lib/m.py:1: 'samples/s'",
         "lib/m.py:4: '0.94 -> 0.40'", "lib/m.py:8: '1 GB/s'", "lib/m.py:8: '6 s'", "lib/m.py:8: '60 MB'",
         "docs/design.md:1: '13-15x faster'", "docs/design.md:2: '0.78-0.88 of a bare'"]
+
+
+STAGES = ("ingest", "tiling", "train", "embed", "graph", "gnn", "eval", "export")
+
+
+def test_every_stage_has_the_same_three_doors():
+    """plan.py (pure), compute.py (Spark / torch on Arrow), job.py (the run_* that wires them and commits)."""
+    pkg = Path(__file__).resolve().parents[1] / "lib" / "cytolake"
+    missing = [f"{s}/{door}" for s in STAGES for door in ("plan.py", "compute.py", "job.py")
+               if not (pkg / s / door).is_file()]
+    assert not missing, missing
