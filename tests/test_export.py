@@ -100,7 +100,7 @@ def test_evaluate_writes_the_maps_and_links_them_from_the_report(evaluated):
     fsl = [line.split(maxsplit=4) for line in (out / "areas.lut").read_text().splitlines()]
     assert [int(r[0]) for r in fsl] == list(range(1, len(names) + 1)) and all(0 <= float(c) <= 1 for r in fsl for c in r[1:4])
     run_id = results[0].runs["gnn+"][cfg.evaluate.gnn_seeds.index(cfg.gnn.seed)]  # export maps the gnn.seed run
-    for brain in sorted(set(load_graphs(lake, MODELS[0]).brain.tolist())):
+    for brain in sorted(set(load_graphs(lake, MODELS[0], merge_hemispheres=cfg.atlas.merge_hemispheres).brain.tolist())):
         _check_brain(out, lake, brain, run_id, names, cfg.export.max_distance_mm)
     text = path.read_text()
     for link in ("maps/B01.surf.gii", "maps/B01_predicted.label.gii", "maps/B01_predicted.nii.gz",
@@ -164,7 +164,7 @@ def test_section_map_draws_a_named_sections_predictions_over_its_image(evaluated
     cfg, _, _ = evaluated
     lake = Lake(cfg.paths.lake)
     conf = str(write_config(cfg, tmp_path / "cfg.yaml"))
-    gs = load_graphs(lake, MODELS[0])
+    gs = load_graphs(lake, MODELS[0], merge_hemispheres=cfg.atlas.merge_hemispheres)
     sid = int(np.bincount(gs.section[gs.brain == "B01"]).argmax())  # the B01 section with most nodes
     png = tmp_path / "B01.png"
     assert main(["--config", conf, "section-map", "B01", str(sid), "--model", MODELS[0], "--out", str(png)]) == 0

@@ -9,20 +9,20 @@ import sys
 import time
 from pathlib import Path
 
-import cytolake.export.job as export_job
+import cytolake.export.compute as export_compute
 from cytolake.cli import main as cytolake
 
 
 def main() -> int:
     marker, *args = sys.argv[1:]
-    write = export_job.write_label_volume
+    write = export_compute.write_label_volume
 
     def held(*a, **kw):
         Path(marker).write_text("paused\n")
         time.sleep(3600)
         return write(*a, **kw)
 
-    export_job.write_label_volume = held
+    export_compute.write_label_volume = held
     return cytolake(args)
 
 

@@ -72,7 +72,8 @@ def section_map(settings: Settings, brain: str, section: int, model: str | None 
             if r["brain_id"] == brain and r["section_id"] == section]
     if not rows:
         raise ExportError(f"no section {section} of brain {brain} in {lake.path('sections')}")
-    gs = load_graphs(lake, model)  # every brain: the run id is over all of the model's graphs
+    # every brain: the run id is over all of the model's graphs
+    gs = load_graphs(lake, model, merge_hemispheres=settings.atlas.merge_hemispheres)
     rid = run_id(gs, settings.export.gnn, settings)
     predicted = _predictions(lake, rid, gs)
     on = (gs.brain == brain) & (gs.section == section)

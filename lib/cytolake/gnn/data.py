@@ -45,8 +45,8 @@ def _matrix(col: pa.ChunkedArray, dtype=np.float32) -> np.ndarray:
     return flat.reshape(len(col), -1) if len(col) else flat.reshape(0, 0)
 
 
-def load_graphs(lake: Lake, model_version: str, brains: list[str] | None = None,
-                merge_hemispheres: bool = False) -> GraphSet:
+def load_graphs(lake: Lake, model_version: str, brains: list[str] | None = None, *,
+                merge_hemispheres: bool) -> GraphSet:
     """All brains' graphs for a feature model, labelled by class (`merge_hemispheres`: one class per area
     name; atlas/classes.py). Raises when a brain's nodes and edges come from different
     builds (a rebuild in progress) or when there is no graph at all."""
