@@ -243,6 +243,9 @@ def test_the_paired_selection_rule_and_its_bootstrap():
     one[np.flatnonzero(one != y)[0]] = y[np.flatnonzero(one != y)[0]]
     assert selected_epoch(y, [prior, one], seed=0)[0] == 0
     assert selected_epoch(y[:0], [prior[:0], better[:0]], seed=0)[0] == 0  # no validation nodes: nothing to select on
+    # without a prior epoch 0 is an untrained network: the best later epoch is kept, even within the noise
+    assert selected_epoch(y, [prior, one], seed=0, prior=False)[0] == 1
+    assert selected_epoch(y, [better, level, prior], seed=0, prior=False)[0] == 1 + int(macro_f1(y, prior) > macro_f1(y, level))
     # the paired interval: identical predictions differ by exactly 0; a better one lies above 0
     assert paired_interval(y, prior, prior) == (0.0, 0.0)
     lo, hi = paired_interval(y, better, prior)

@@ -80,7 +80,7 @@ def compare_model(settings: Settings, model_version: str, log=print, stage=lambd
             stage(f"{model_version}: {kind.upper()} seed {seed}")
             seeded = settings.model_copy(update={"gnn": settings.gnn.model_copy(update={"seed": seed})})
             run = run_train_gnn(seeded, model_version, kind, gs=gs, log=log)
-            r.seed_scores[kind].append(score(gs, run.predicted, masks))
+            r.seed_scores[kind].append(score(gs, run.predicted, split_score_masks(gs, seeded)))
             r.runs[kind].append(run.run_id)
             r.predicted.setdefault(kind, run.predicted)
             if kind == "gnn+":

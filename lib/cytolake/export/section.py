@@ -84,7 +84,7 @@ def section_map(settings: Settings, brain: str, section: int, model: str | None 
     img, scale = section_image(rows[0]["image_uri"], max_px)
     x, y = gs.x[on] / scale, gs.y[on] / scale
     area_rows = _area_rows(lake)
-    truth = gs.label[on]
+    truth = gs.area_label[on]  # areas, as the predictions are stored
     panels = [("predicted", predicted[on])] + ([("annotation", truth)] if (truth >= 0).any() else [])
     h, w = img.shape[:2]
     dpi = 100

@@ -24,7 +24,7 @@ from cytolake.lake import Lake
 from cytolake.lake.fingerprint import short_fingerprint
 from cytolake.schemas import schema
 
-METHOD_VERSION = 7  # part of every run id: bump when training or selection changes, so older predictions are not reused
+METHOD_VERSION = 8  # part of every run id: bump when training or selection changes, so older predictions are not reused
 
 
 @dataclass
