@@ -83,7 +83,6 @@ def run_export(settings: Settings, out: Path | None = None, model: str | None = 
         for b, m in meshes.items():
             on = gs.brain == b
             per_node = {"predicted": predicted[on], "truth": gs.area_label[on],
-                        # the report's atlas alone: the class argmax, as the area of the larger hemisphere
                         "pmap_argmax": gs.classes.area_of(gs.class_pmap[on].argmax(1), gs.pmap[on]),
                         "clusters": assign[on]}
             result.files[b] = brain_files(work, b, m, per_node, area_rows, cluster_rows, atlas,
