@@ -85,7 +85,7 @@ def parse_time(text: str) -> _dt.datetime:
     try:
         t = _dt.datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"--as-of {text!r}: expected an ISO 8601 time such as 2026-12-07T09:30:00 (UTC unless "
+        raise ValueError(f"--as-of {text!r}: expected an ISO 8601 time, YYYY-MM-DDTHH:MM:SS (UTC unless "
                          "a zone is given)") from None
     return t if t.tzinfo else t.replace(tzinfo=_dt.timezone.utc)
 
