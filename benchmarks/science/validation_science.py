@@ -25,7 +25,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 from functools import cache
 from pathlib import Path
 
@@ -164,7 +163,7 @@ def gnn(cfg, models: list[str], kind: str = "gnn+") -> None:
     pipeline's `fit` and selection, and beside it the prior's argmax (gnn+) or the report's linear probe on
     the same nodes (gnn), macro-F1 on the held-out section."""
     lake = Lake(cfg.paths.lake)
-    rules = {"paired-bootstrap selection": contextlib.nullcontext}
+    rule = "paired-bootstrap selection"
     baseline = PRIOR if kind == "gnn+" else "linear probe"
     for model in models:
         gs = load_graphs(lake, model, merge_hemispheres=cfg.atlas.merge_hemispheres)
@@ -175,7 +174,7 @@ def gnn(cfg, models: list[str], kind: str = "gnn+") -> None:
         annotated = (gs.split == "train") & (gs.label >= 0)
         sec = sections_of(gs.brain, gs.section)
         names = sorted(set(sec[annotated]))
-        scores = {baseline: [], **{r: [] for r in rules}}
+        scores = {baseline: [], rule: []}
         for k, held in enumerate(names):
             out = annotated & (sec == held)
             rest = [n for n in names if n != held]
@@ -184,18 +183,15 @@ def gnn(cfg, models: list[str], kind: str = "gnn+") -> None:
             train = annotated & ~out & ~val
             base = prior.argmax(1) if kind == "gnn+" else linear_probe(gs, train | val)
             scores[baseline].append(macro_f1(gs.label[out], base[out]))
-            for rule, patch in rules.items():
-                with patch():
-                    f = gnn_train.fit(x, gs.src, gs.dst, gs.label, train, val, n_classes, cfg.gnn, lambda *a: None, prior)
-                pred = gnn_train.predict(f.model, torch.from_numpy(x), ei, pt).argmax(1)
-                scores[rule].append(macro_f1(gs.label[out], pred[out]))
-                print(f"  {model} held out {held}: {rule}: epoch {f.best_epoch} kept of {len(f.history) - 1} "
-                      f"(train F1 {f.history[f.best_epoch]['train_f1']:.3f}), {scores[rule][-1]:.3f} "
-                      f"({baseline} {scores[baseline][-1]:.3f})", flush=True)
+            f = gnn_train.fit(x, gs.src, gs.dst, gs.label, train, val, n_classes, cfg.gnn, lambda *a: None, prior)
+            pred = gnn_train.predict(f.model, torch.from_numpy(x), ei, pt).argmax(1)
+            scores[rule].append(macro_f1(gs.label[out], pred[out]))
+            print(f"  {model} held out {held}: {rule}: epoch {f.best_epoch} kept of {len(f.history) - 1} "
+                  f"(train F1 {f.history[f.best_epoch]['train_f1']:.3f}), {scores[rule][-1]:.3f} "
+                  f"({baseline} {scores[baseline][-1]:.3f})", flush=True)
         for name, v in scores.items():
             print(f"{model:24s} {kind:4s} {name:24s} {np.mean(v):.3f} ± {np.std(v):.3f} over {len(v)} held-out sections")
-        for rule in rules:
-            print(f"{model:24s} {kind:4s} {rule}: {paired(np.array(scores[rule]) - scores[baseline], 'against ' + baseline)}")
+        print(f"{model:24s} {kind:4s} {rule}: {paired(np.array(scores[rule]) - scores[baseline], 'against ' + baseline)}")
 
 
 def main(argv: list[str] | None = None) -> int:

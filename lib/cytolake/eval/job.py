@@ -34,8 +34,7 @@ def run_evaluate(settings: Settings, log=print) -> tuple[str, list[ModelResult]]
         lake.merge("metrics", rows)
     for r in results:  # the comparison beside each encoder's TensorBoard log, one folder per evaluation
         write_curves(settings.paths.models / r.model_version / "tensorboard" / run, [],
-                     {f"{m}/{k}": sum(s[k] for s in r.seed_scores[m]) / len(r.seed_scores[m])
-                      for m in r.seed_scores for k in ("test_macro_f1", "transfer_macro_f1")})
+                     {f"{m}/{k}": r.mean(m, k) for m in r.seed_scores for k in ("test_macro_f1", "transfer_macro_f1")})
     stage("metrics, report and maps")
     names = list(results[0].graphs.classes.names)
     sections = {(s["brain_id"], s["section_id"]): s for s in lake.read("sections").to_pylist()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -31,9 +32,10 @@ class GraphSet:
     classes: Classes
     area_label: np.ndarray  # area_index, -1 where unannotated
 
-    @property
+    @cached_property
     def class_pmap(self) -> np.ndarray:
-        """(n, classes): the pmap summed over each class's areas; the atlas's own guess of the class."""
+        """(n, classes): the pmap summed over each class's areas; the atlas's own guess of the class. Computed
+        once: GNN+'s prior, the atlas's argmax and the exported atlas map all read it."""
         return self.classes.pmap(self.pmap)
 
     def __len__(self) -> int:

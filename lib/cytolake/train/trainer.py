@@ -120,7 +120,7 @@ def _step(learner: Learner, train: TrainSettings, batch: dict, epoch: int,
         loss, global_loss = supervised_loss_step(learner.model, learner.classifier, x, label, dist, autocast)
     else:
         p = (batch["pmap"].to(device) @ membership if train.objective == "contrastive"
-             else nn.functional.one_hot(of_area[batch["label"].to(device).long()], len(membership[0])).float())
+             else nn.functional.one_hot(of_area[batch["label"].to(device).long()], membership.shape[1]).float())
         loss, global_loss = contrastive_loss_step(learner.model, x, p.to(device), dist, train.tau,
                                                   train.include_self_weight, autocast)
     learner.opt.zero_grad(set_to_none=True)
