@@ -259,6 +259,31 @@ def test_the_paired_selection_rule_and_its_bootstrap():
     assert np.allclose(resampled_macro_f1(y2, pred2, idx), [macro_f1(y2[i], pred2[i]) for i in idx])
 
 
+def test_the_section_bootstrap_resamples_whole_sections_and_widens_the_interval():
+    """The report's interval resamples whole sections: each draw is a union of complete sections, and where a
+    gain sits in some sections and a loss in others, the interval spans zero although a node bootstrap, which
+    treats the sections' nodes as independent, puts it clearly off zero."""
+    from cytolake.metrics import group_resamples, paired_interval
+
+    rng = np.random.default_rng(0)
+    sections = np.repeat(np.array([f"B01/{i}" for i in range(6)]), 100)
+    for draw in group_resamples(sections, seed=0, resamples=20):
+        counts = {s: int((sections[draw] == s).sum()) for s in np.unique(sections[draw])}
+        assert all(c % 100 == 0 for c in counts.values())  # every section drawn comes with all its nodes
+        assert len(draw) == len(sections)  # six sections of 100 nodes a draw
+    y = rng.integers(0, 5, len(sections))
+    base = np.where(rng.random(len(y)) < 0.6, y, (y + 1) % 5)
+    # far better than base on four sections, far worse on two: a mean gain, but one that varies between sections
+    lost = np.isin(sections, ["B01/4", "B01/5"])
+    better = np.where(rng.random(len(y)) < np.where(lost, 0.1, 0.95), y, (y + 2) % 5)
+    node_lo, node_hi = paired_interval(y, better, base)
+    sec_lo, sec_hi = paired_interval(y, better, base, groups=sections)
+    assert node_lo > 0  # nodes as independent draws: a clear gain
+    assert sec_lo < 0 < sec_hi  # sections as the unit: within their spread
+    assert paired_interval(y, base, base, groups=sections) == (0.0, 0.0)
+    assert paired_interval(y, better, base, groups=np.zeros(len(y))) == (0.0, 0.0)  # one section: no spread to draw
+
+
 def test_validation_folds_rotate_over_the_annotated_training_sections_with_the_seed():
     from cytolake.atlas.classes import classes_of
     from cytolake.gnn.data import GraphSet

@@ -1,5 +1,6 @@
 """Scores: macro-F1 over the areas present in the truth of the nodes scored (scikit-learn's), and its
-bootstrap over nodes, alone and paired (two predictions of the same nodes on the same resamples)."""
+bootstrap, paired (two predictions of the same nodes on the same resamples), over nodes or over whole groups
+of them (sections)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ def per_area_f1(y_true: np.ndarray, y_pred: np.ndarray) -> dict[int, float]:
     return dict(zip(labels.tolist(), f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0).tolist()))
 
 
-def resampled_macro_f1(y: np.ndarray, pred: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """`macro_f1(y[i], pred[i])` for each row i of `idx`, by counting (sklearn's per-call overhead would
+def resampled_macro_f1(y: np.ndarray, pred: np.ndarray, idx) -> np.ndarray:
+    """`macro_f1(y[i], pred[i])` for each row i of `idx` (an array of rows, or a list of index arrays), by counting (sklearn's per-call overhead would
     dominate a bootstrap's many resamples of a few hundred nodes): per-area F1 = 2 TP / (true + predicted),
     averaged over the areas present in the resample's truth."""
     classes, codes = np.unique(np.r_[y, pred], return_inverse=True)
@@ -41,20 +42,33 @@ def bootstrap_resamples(n: int, seed: int, resamples: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, (resamples, n))
 
 
+def group_resamples(groups: np.ndarray, seed: int, resamples: int) -> list[np.ndarray]:
+    """Node indices of `resamples` cluster-bootstrap draws: as many groups as there are, drawn with replacement,
+    each bringing all its nodes. Nodes of one section share its staining, its cut and overlapping patches, so
+    they are not independent draws; resampling whole sections gives the spread between sections, which a node
+    bootstrap leaves out (its intervals are too narrow)."""
+    _, codes = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(codes == g) for g in range(codes.max() + 1)]
+    draws = np.random.default_rng(seed).integers(0, len(members), (resamples, len(members)))
+    return [np.concatenate([members[g] for g in row]) for row in draws]
+
+
 def paired_differences(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, seed: int,
-                       resamples: int = 1000) -> np.ndarray:
-    """macro-F1 of `pred_a` minus that of `pred_b` on each bootstrap resample of the nodes, both scored on the
-    same resample: the paired bootstrap, whose spread leaves out what the two share (which nodes are easy).
+                       resamples: int = 1000, groups: np.ndarray | None = None) -> np.ndarray:
+    """macro-F1 of `pred_a` minus that of `pred_b` on each bootstrap resample, both scored on the same
+    resample: the paired bootstrap, whose spread leaves out what the two share (which nodes are easy). The
+    resamples are of nodes, or of whole `groups` (one label per node, e.g. its section: `group_resamples`).
     `pred_a` may be several predictions of the same nodes (rows: e.g. one per GNN seed): their mean macro-F1."""
-    if len(y) < 2:
+    if len(y) < 2 or (groups is not None and len(np.unique(groups)) < 2):
         return np.zeros(resamples)
-    idx = bootstrap_resamples(len(y), seed, resamples)
+    idx = bootstrap_resamples(len(y), seed, resamples) if groups is None else group_resamples(groups, seed, resamples)
     a = np.mean([resampled_macro_f1(y, p, idx) for p in np.atleast_2d(pred_a)], axis=0)
     return a - resampled_macro_f1(y, pred_b, idx)
 
 
 def paired_interval(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, seed: int = 0, level: float = 0.95,
-                    resamples: int = 1000) -> tuple[float, float]:
-    """The two-sided percentile interval of macro-F1(a) - macro-F1(b) over paired bootstrap resamples."""
-    d = paired_differences(y, pred_a, pred_b, seed, resamples)
+                    resamples: int = 1000, groups: np.ndarray | None = None) -> tuple[float, float]:
+    """The two-sided percentile interval of macro-F1(a) - macro-F1(b) over paired bootstrap resamples (of
+    nodes, or of whole `groups`)."""
+    d = paired_differences(y, pred_a, pred_b, seed, resamples, groups)
     return float(np.quantile(d, (1 - level) / 2)), float(np.quantile(d, (1 + level) / 2))

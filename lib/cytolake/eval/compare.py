@@ -34,7 +34,7 @@ class ModelResult:
     seed_scores: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # method -> one per seed
     runs: dict[str, list[str]] = field(default_factory=dict)  # gnn kind -> run_id per seed
     clusters: list[dict] = field(default_factory=list)
-    # split -> (low, high): paired bootstrap 95 % interval of GNN+ (mean over seeds) minus pmap-argmax
+    # split -> (low, high): 95 % interval of GNN+ (mean over seeds) minus pmap-argmax, paired bootstrap over sections
     gain_over_atlas: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def mean(self, method: str, key: str) -> float:
@@ -88,6 +88,8 @@ def compare_model(settings: Settings, model_version: str, log=print, stage=lambd
     for split in ("test", "transfer"):
         m = masks[split]
         if m.any():
-            r.gain_over_atlas[split] = paired_interval(gs.label[m], np.stack(plus)[:, m], r.predicted["pmap-argmax"][m])
+            sections = np.char.add(gs.brain[m].astype(str), np.char.add("/", gs.section[m].astype(str)))
+            r.gain_over_atlas[split] = paired_interval(gs.label[m], np.stack(plus)[:, m], r.predicted["pmap-argmax"][m],
+                                                       groups=sections)
     r.clusters = cluster_scores(gs.features, gs.label, settings.evaluate.clusters)
     return r

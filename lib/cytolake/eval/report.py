@@ -230,8 +230,10 @@ def write_report(out: Path, results: list[ModelResult], area_names: list[str], s
              comparison_table(results), "",
              f"Classes scored: {first.graphs.classes.description}.", "",
              "## GNN+ against the atlas alone", "",
-             "Paired bootstrap over the scored nodes (1,000 resamples): 95 % interval of GNN+'s macro-F1 (mean over "
-             "the GNN seeds) minus pmap-argmax's.", "", *gain_lines(results), "",
+             "Paired bootstrap over whole sections (1,000 resamples of the split's annotated sections, each with all "
+             "its nodes): 95 % interval of GNN+'s macro-F1 (mean over the GNN seeds) minus pmap-argmax's. Nodes of "
+             "one section are not independent, so sections are what is resampled; the transfer interval covers the "
+             "sections of one brain, not the variation between brains.", "", *gain_lines(results), "",
              "## Calibration: where the label-free features land", "", *calibration(results), "",
              "Nodes scored: " + ", ".join(f"{s} {int(first.seed_scores['gnn+'][0][f'{s}_nodes'])}"
                                           for s in ("train", "validation", "test", "transfer")),
