@@ -93,8 +93,7 @@ def test_evaluate_writes_the_maps_and_links_them_from_the_report(evaluated):
     cfg, path, results = evaluated
     lake = Lake(cfg.paths.lake)
     out = path.parent / "maps"
-    areas = lake.read("areas").sort_by("area_index").to_pylist()
-    names = [a["name"] if a["hemisphere"] == "B" else f"{a['name']}_{a['hemisphere']}" for a in areas]
+    names = lake.read("areas").sort_by("area_index")["label"].to_pylist()
     lut = _lut(out / "areas_FreeSurferColorLUT.txt")
     assert lut[0] == "Unknown" and [lut[i + 1] for i in range(len(names))] == [n.replace(" ", "_") for n in names]
     fsl = [line.split(maxsplit=4) for line in (out / "areas.lut").read_text().splitlines()]

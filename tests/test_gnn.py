@@ -293,7 +293,7 @@ def test_validation_folds_rotate_over_the_annotated_training_sections_with_the_s
     n = len(sections)
     gs = GraphSet("m", np.array(["B01"] * n), np.arange(n), sections, np.array(["train"] * n), np.arange(n) % 3,
                   np.zeros((n, 2)), np.zeros((n, 3)), np.zeros((n, 3)), np.zeros(n), np.zeros(n), np.zeros(0),
-                  np.zeros(0), {}, classes_of([{"area_index": i, "name": str(i), "hemisphere": "B"} for i in range(3)],
+                  np.zeros(0), {}, classes_of([{"area_index": i, "name": str(i), "label": str(i)} for i in range(3)],
                                               False), np.arange(n) % 3)
     folds = [split_masks(gs, 0.2, seed)[1] for seed in range(5)]
     held = [set(sections[v].tolist()) for v in folds]
@@ -305,10 +305,11 @@ def test_validation_folds_rotate_over_the_annotated_training_sections_with_the_s
 
 def test_merged_hemispheres_make_one_class_per_area_name():
     from cytolake.atlas.classes import classes_of
+    from cytolake.atlas.pmaps import Area
 
-    areas = [{"area_index": 0, "name": "hOc1", "hemisphere": "L"}, {"area_index": 1, "name": "hOc1", "hemisphere": "R"},
-             {"area_index": 2, "name": "Mamillary_body", "hemisphere": "B"},
-             {"area_index": 3, "name": "hOc2", "hemisphere": "L"}, {"area_index": 4, "name": "hOc2", "hemisphere": "R"}]
+    areas = [{"area_index": a.area_index, "name": a.name, "label": a.label} for a in (
+        Area(0, 0, "hOc1", "L"), Area(1, 1, "hOc1", "R"), Area(2, 2, "Mamillary_body", "B"), Area(3, 3, "hOc2", "L"),
+        Area(4, 4, "hOc2", "R"))]  # rows as `Atlas.areas_table` writes them
     split, merged = classes_of(areas, False), classes_of(areas, True)
     assert split.names == ("hOc1_L", "hOc1_R", "Mamillary_body", "hOc2_L", "hOc2_R") and len(merged) == 3
     assert merged.names == ("hOc1", "Mamillary_body", "hOc2") and merged.of_area.tolist() == [0, 0, 1, 2, 2]

@@ -1,6 +1,8 @@
 """Ingest on real synthetic BigTIFFs, real Delta tables, real Spark: idempotence, updates, SQL (bad input:
 tests/reliability)."""
 
+import csv
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -8,13 +10,17 @@ import pyarrow as pa
 import pytest
 import tifffile
 
+from cytolake.atlas.classes import classes_of
 from cytolake.atlas.pmaps import Atlas
-from cytolake.engines.sql import query
+from cytolake.atlas.registered import AreasOutdated, area_labels, area_rows, registered_areas
+from cytolake.engines.sql import query, run_duckdb
+from cytolake.export.compute import label_tables
 from cytolake.io.images import write_pyramid_tiff
 from cytolake.lake import Lake
+from cytolake.lake.history import snapshots
 from cytolake.schemas import schema
 
-from conftest import ingest, sections, versions
+from conftest import ingest, sections, settings_at, versions
 
 
 def snapshot(lake: Lake, table: str) -> pa.Table:
@@ -49,6 +55,67 @@ def test_ingest_registers_everything_and_is_idempotent(cfg, spark, atlas_nifti):
     assert versions(cfg) == v_before
     for t, before in tables_before.items():
         assert snapshot(lake, t).equals(before), t
+
+
+def test_areas_label_is_the_name_the_report_and_the_lookup_tables_print(atlas_lake, tmp_path):
+    """One name per area: `areas.label` is the atlas file's own name for the map (less the grey-matter prefix),
+    and what the report (its classes, hemispheres apart), the FreeSurfer and FSLeyes lookup tables and the
+    section map's legend print for that area_index."""
+    lake = Lake(atlas_lake)
+    areas = lake.read("areas").sort_by("area_index").to_pylist()
+    labels = [a["label"] for a in areas]
+    atlas = Atlas(settings_at(tmp_path).atlas)
+    with open(atlas.labels_path, newline="") as f:
+        raw = {int(r["index"]): r["name"] for r in csv.DictReader(f)}
+    assert labels == [raw[a["area_id"]].removeprefix("GM_") for a in areas] == [a.label for a in atlas.areas]
+    by_label = {a["label"]: a for a in areas}
+    assert (by_label["Hippocampus_cornu_ammonis_L"]["name"], by_label["Hippocampus_cornu_ammonis_L"]["hemisphere"]) \
+        == ("Hippocampus_cornu_ammonis", "L")
+    assert {a["label"] for a in areas if a["hemisphere"] == "B"} == {"Mamillary_body"}  # no suffix for both
+    assert len(set(labels)) == len(labels)
+
+    label_tables(lake, tmp_path, k=2)
+    freesurfer = {int(p[0]): p[1] for p in (line.split() for line in
+                                            (tmp_path / "areas_FreeSurferColorLUT.txt").read_text().splitlines()[1:])}
+    fsl = {int(p[0]): p[4] for p in (line.split(maxsplit=4) for line in (tmp_path / "areas.lut").read_text().splitlines())}
+    assert [freesurfer[i + 1] for i in range(len(areas))] == labels == [fsl[i + 1] for i in range(len(areas))]
+    assert list(classes_of(area_rows(lake), merge=False).names) == labels  # the report's names, left and right apart
+    assert area_labels(lake) == labels  # the section map's legend
+
+
+def test_an_areas_table_from_before_label_is_refused_until_ingest_rewrites_it_alone(atlas_lake, spark, tmp_path):
+    """A lake ingested before `areas` had `label`: every reader of `areas` stops with an error naming the table
+    and ingest, and SQL leaves the table out saying why; ingest rewrites `areas` alone (its pmaps are current)
+    with the new schema, and the next ingest commits nothing."""
+    from deltalake import write_deltalake
+
+    cfg = settings_at(tmp_path)
+    (tmp_path / "landing").mkdir()
+    shutil.copytree(atlas_lake, cfg.paths.lake)
+    lake = Lake(cfg.paths.lake)
+    current = snapshot(lake, "areas")
+    shutil.rmtree(lake.path("areas"))
+    write_deltalake(str(lake.path("areas")), current.drop_columns(["label"]))  # as an older cytolake wrote it
+    assert lake.missing_columns("areas") == ["label"]
+
+    with pytest.raises(AreasOutdated, match=r"table areas \(.*\) has no column label: .*run ingest again"):
+        area_rows(lake)  # train, the GNN's graphs, probe, evaluate
+    with pytest.raises(AreasOutdated):
+        registered_areas(lake, Atlas(cfg.atlas))  # tile, build_graph
+    with pytest.raises(AreasOutdated):
+        label_tables(lake, tmp_path, k=2)  # export, section-map
+    with pytest.raises(RuntimeError, match=r"table areas is damaged and left out: its schema is out of date: written before column\(s\) label"):
+        query(lake, "SELECT name FROM areas")
+
+    pmaps_version = lake.version("pmaps")
+    assert ingest(cfg, spark).atlas_registered
+    assert lake.version("pmaps") == pmaps_version and lake.missing_columns("areas") == []
+    assert snapshot(lake, "areas").equals(current)
+    assert query(lake, "SELECT label FROM areas ORDER BY area_index")["label"].to_pylist() == current["label"].to_pylist()
+    old = run_duckdb(lake, "SELECT * FROM areas", snapshots=snapshots(lake, {"areas": 0})[0])  # `sql --version areas=0`
+    assert old.columns == [c for c in schema("areas").names if c != "label"] and not old.damaged
+    before = versions(cfg)
+    assert not ingest(cfg, spark).atlas_registered and versions(cfg) == before
 
 
 @pytest.mark.usefixtures("with_atlas")

@@ -36,6 +36,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cytolake.atlas.classes import classes_of
+from cytolake.atlas.registered import area_rows
 from cytolake.config import load_config
 from cytolake.eval.compare import linear_probe
 from cytolake.gnn import train as gnn_train
@@ -84,7 +85,7 @@ def probe(cfg, oracle: bool = False, encoders: bool = True, isolated: bool = Fal
     t = t.filter(pc.and_(t["label"].is_valid(), pc.equal(t["split"], "train")))
     h, w = t["height"][0].as_py(), t["width"][0].as_py()
     images = np.stack([np.frombuffer(v, np.uint8) for v in t["image"].to_pylist()]).reshape(-1, h, w)
-    classes = classes_of(lake.read("areas", ["area_index", "name", "hemisphere"]), cfg.atlas.merge_hemispheres)
+    classes = classes_of(area_rows(lake), cfg.atlas.merge_hemispheres)
     y = classes.label(np.array(t["label"].to_pylist()))
     pmap = classes.pmap(np.stack(t["pmap"].to_numpy(zero_copy_only=False))).astype(np.float64)
     sec = sections_of(t["brain_id"].to_pylist(), t["section_id"].to_pylist())

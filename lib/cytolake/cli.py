@@ -15,7 +15,8 @@
     cytolake [--config conf/local.yaml] section-map BRAIN SECTION [--model VERSION] [--out FILE.png] [--max-px N]
 
 Exit codes: 0 all good; 1 failed (a SQL error, a query stopped by a limit, a damaged table found by `check`
-or `tables`, `maintain` refused on a damaged table, `cluster start` failed, no report or section to show);
+or `tables`, `maintain` refused on a damaged table, `cluster start` failed, no report or section to show, an
+`areas` table from before its `label` column: run ingest);
 2 bad arguments or config (`paths.lake` not a lake folder included), or a query that is not read-only; 3 `landing
 check` found problems (one line each); 4 the lake is locked by another run; 141 the reader of `sql`'s output closed
 it early (`| head`), quietly.
@@ -179,11 +180,12 @@ def _landing(cfg, a) -> int:
 
 
 def _export(cfg, a) -> int:
+    from cytolake.atlas.registered import AreasOutdated
     from cytolake.export.job import ExportError, run_export
 
     try:
         run_export(cfg, out=a.out, model=a.model, brains=a.brains, html=not a.no_html)
-    except (ExportError, FileNotFoundError) as e:
+    except (ExportError, FileNotFoundError, AreasOutdated) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
     return 0
@@ -318,12 +320,13 @@ def _add_section_map_parser(sub) -> None:
 
 
 def _section_map(cfg, a) -> int:
+    from cytolake.atlas.registered import AreasOutdated
     from cytolake.export.plan import ExportError
     from cytolake.export.section import section_map
 
     try:
         section_map(cfg, a.brain, a.section, a.model, a.out, a.max_px)
-    except ExportError as e:
+    except (ExportError, AreasOutdated) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
     return 0

@@ -55,11 +55,11 @@ class Classes:
 
 
 def classes_of(areas: pa.Table | list[dict], merge: bool) -> Classes:
-    """The class set of the registered areas (rows with area_index, name, hemisphere), in area order: with
-    `merge`, one class per area name, numbered by the name's first area."""
+    """The class set of the registered areas (rows with area_index, name, label), in area order: one class
+    per area, named by its label, or with `merge` one per area name, numbered by the name's first area."""
     rows = sorted(areas.to_pylist() if isinstance(areas, pa.Table) else areas, key=lambda a: a["area_index"])
     if [a["area_index"] for a in rows] != list(range(len(rows))):
         raise ValueError("areas must be numbered 0..n-1 (the `areas` table of a registered lake)")
-    labels = [a["name"] if merge or a["hemisphere"] == "B" else f"{a['name']}_{a['hemisphere']}" for a in rows]
+    labels = [a["name"] if merge else a["label"] for a in rows]
     names = list(dict.fromkeys(labels))
     return Classes(merge, tuple(names), np.array([names.index(n) for n in labels], np.int64))

@@ -38,6 +38,8 @@ class Area:
 
     @property
     def label(self) -> str:
+        """The area's one printed name (`areas.label`: reports, exports, lookup tables): the name with its
+        hemisphere as the atlas file spells it, `_L` or `_R`, and no suffix for an area of both."""
         return self.name if self.hemisphere == "B" else f"{self.name}_{self.hemisphere}"
 
 
@@ -122,7 +124,7 @@ class Atlas:
     def areas_table(self, schema: pa.Schema) -> pa.Table:
         return pa.Table.from_pylist(
             [{"area_index": a.area_index, "area_id": a.area_id, "name": a.name, "hemisphere": a.hemisphere,
-              "atlas": self.name, "atlas_hash": self.hash} for a in self.areas],
+              "label": a.label, "atlas": self.name, "atlas_hash": self.hash} for a in self.areas],
             schema=schema,
         )
 

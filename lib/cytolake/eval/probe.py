@@ -15,6 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cytolake.atlas.classes import Classes, classes_of
+from cytolake.atlas.registered import area_rows
 from cytolake.config import Settings
 from cytolake.eval.progress import Stages
 from cytolake.lake import Lake
@@ -75,7 +76,7 @@ def run_probe(settings: Settings, version: str, max_samples: int = 3000,
     lake = Lake(settings.paths.lake)
     models = Path(settings.paths.models)
     ensure_random_encoder(settings, models / RANDOM_INIT)  # the same baseline as the report's random-init row
-    classes = classes_of(lake.read("areas", ["area_index", "name", "hemisphere"]), settings.atlas.merge_hemispheres)
+    classes = classes_of(area_rows(lake), settings.atlas.merge_hemispheres)
     stages = Stages("probe", 6, log)
     results = {v: probe(load_encoder(models / v), lake, max_samples, classes=classes,
                         stage=lambda what, v=v: stages(f"{v}: {what}")) for v in (version, RANDOM_INIT)}

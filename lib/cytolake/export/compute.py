@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from cytolake.atlas.pmaps import Atlas
+from cytolake.atlas.registered import area_labels
 from cytolake.config import Settings
 from cytolake.export.clusters import cluster_scores
 from cytolake.export.labels import table, write_freesurfer_lut, write_fsl_lut
@@ -30,8 +31,7 @@ def best_clusters(settings: Settings, gs) -> tuple[np.ndarray, int]:
 
 def label_tables(lake: Lake, out: Path, k: int) -> tuple[list[Path], list, list]:
     """The FreeSurfer and FSLeyes tables of areas and clusters; (their files, area rows, cluster rows)."""
-    areas = lake.read("areas").sort_by("area_index").to_pylist()
-    area_rows = table([a["name"] if a["hemisphere"] == "B" else f"{a['name']}_{a['hemisphere']}" for a in areas])
+    area_rows = table(area_labels(lake))
     cluster_rows = table([f"cluster_{c}" for c in range(k)])
     files = [write_freesurfer_lut(out / "areas_FreeSurferColorLUT.txt", area_rows),
              write_fsl_lut(out / "areas.lut", area_rows),

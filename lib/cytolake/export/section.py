@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cytolake.atlas.registered import area_labels
 from cytolake.config import Settings
 from cytolake.export.labels import table
 from cytolake.export.plan import ExportError
@@ -28,11 +29,6 @@ def section_image(uri: str, max_px: int) -> tuple[np.ndarray, float]:
     with LevelReader(uri, level) as r:
         img = r.window(0, 0, *r.shape)
     return img, info.width / info.level_shapes[level][1]
-
-
-def _area_rows(lake: Lake):
-    areas = lake.read("areas").sort_by("area_index").to_pylist()
-    return table([a["name"] if a["hemisphere"] == "B" else f"{a['name']}_{a['hemisphere']}" for a in areas])
 
 
 def _panel(ax, img, x, y, values, rows, title: str) -> list:
@@ -83,7 +79,7 @@ def section_map(settings: Settings, brain: str, section: int, model: str | None 
                           f"{', '.join(map(str, have)) or 'none'})")
     img, scale = section_image(rows[0]["image_uri"], max_px)
     x, y = gs.x[on] / scale, gs.y[on] / scale
-    area_rows = _area_rows(lake)
+    area_rows = table(area_labels(lake))
     truth = gs.area_label[on]  # areas, as the predictions are stored
     panels = [("predicted", predicted[on])] + ([("annotation", truth)] if (truth >= 0).any() else [])
     h, w = img.shape[:2]

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cytolake.atlas.classes import Classes, classes_of
+from cytolake.atlas.registered import area_rows
 from cytolake.lake import Lake
 
 
@@ -75,7 +76,7 @@ def load_graphs(lake: Lake, model_version: str, brains: list[str] | None = None,
         n = int((brain == b).sum())
         if not np.array_equal(node_id[offset[b]:offset[b] + n], np.arange(n)):
             raise RuntimeError(f"brain {b}: node ids of model {model_version} are not 0..{n - 1}")
-    classes = classes_of(lake.read("areas", ["area_index", "name", "hemisphere"]), merge_hemispheres)
+    classes = classes_of(area_rows(lake), merge_hemispheres)
     area_label = pc.fill_null(nodes["label"], -1).to_numpy().astype(np.int64)
     eb = np.asarray(edges["brain_id"].to_pylist())
     base = np.array([offset[b] for b in eb], np.int64) if len(eb) else np.zeros(0, np.int64)

@@ -50,13 +50,18 @@ def placement_checks(settings: Settings, atlas: Atlas) -> Checks:
                   settings.ingest.affine_scale_tolerance)
 
 
-def register_atlas(lake: Lake, atlas: Atlas) -> bool:
-    """Write `pmaps` then `areas` (whose atlas_hash marks a complete registration); False when already current."""
-    if lake.exists("pmaps") and atlas_matches(lake.read("areas", ["atlas_hash"]).to_pylist(), atlas):
-        return False
-    lake.write_batches("pmaps", atlas.sparse_batches(schema("pmaps").arrow()), mode="overwrite")
+def register_atlas(lake: Lake, atlas: Atlas) -> list[str]:
+    """Write `pmaps` then `areas` (whose atlas_hash marks a complete registration); the tables written, none
+    when both are current. An `areas` table of this atlas written before a column was added to its schema (a
+    lake from before `label`) is written again alone: its pmaps are current, and the overwrite commits the
+    table's new schema."""
+    registered = lake.exists("pmaps") and atlas_matches(lake.read("areas", ["atlas_hash"]).to_pylist(), atlas)
+    if registered and not lake.missing_columns("areas"):
+        return []
+    if not registered:
+        lake.write_batches("pmaps", atlas.sparse_batches(schema("pmaps").arrow()), mode="overwrite")
     lake.write_arrow("areas", atlas.areas_table(schema("areas").arrow()), mode="overwrite")
-    return True
+    return ["areas"] if registered else ["pmaps", "areas"]
 
 
 def discover_brains(landing: Path, only: list[str] | None) -> dict[str, Path]:
@@ -78,8 +83,9 @@ def run_ingest(settings: Settings, spark, brains: list[str] | None = None, log=p
     summary = IngestSummary()
     atlas = Atlas(settings.atlas)
     log(f"atlas {atlas.name}: {len(atlas.areas)} areas from {atlas.maps_path}")
-    summary.atlas_registered = register_atlas(lake, atlas)
-    log("  registered areas and pmaps" if summary.atlas_registered else "  areas and pmaps already current")
+    written = register_atlas(lake, atlas)
+    summary.atlas_registered = bool(written)
+    log(f"  registered {' and '.join(written)}" if written else "  areas and pmaps already current")
     registered, registered_brains = lake.read("sections"), lake.read("brains")
     now = datetime.now(timezone.utc)
     manifests = discover_brains(landing, brains)

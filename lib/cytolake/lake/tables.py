@@ -234,6 +234,14 @@ class Lake:
             return []
         return [p for p in self.files(name)["path"].to_pylist() if p.startswith(prefix)]
 
+    def missing_columns(self, name: str) -> list[str]:
+        """The columns of the table's schema (`schemas/`) that its Delta schema lacks: columns added to the
+        schema after the table was last written. None for a table not written yet."""
+        if not self.exists(name):
+            return []
+        have = {f.name for f in self.table(name).schema().fields}
+        return [c for c in schema(name).names if c not in have]
+
     def version(self, name: str) -> int | None:
         return self.table(name).version() if self.exists(name) else None
 

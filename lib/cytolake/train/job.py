@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from cytolake.atlas.classes import classes_of
+from cytolake.atlas.registered import area_rows
 from cytolake.config import Settings
 from cytolake.lake import Lake
 from cytolake.train.compute import Record, new_learner, run_steps
@@ -25,7 +26,7 @@ def run_train_contrastive(settings: Settings, dist, log=print) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     dist.barrier()
     lake = Lake(settings.paths.lake)
-    classes = classes_of(lake.read("areas", ["area_index", "name", "hemisphere"]), settings.atlas.merge_hemispheres)
+    classes = classes_of(area_rows(lake), settings.atlas.merge_hemispheres)
     units = snapshot_units(lake, splits=list(train.splits), brains=list(train.brains) or None,
                            labelled=train.objective != "contrastive")
     stream = PatchStream(units, train.batch_size, dist.rank, dist.world, train.seed, train.shuffle_buffer,
