@@ -307,7 +307,7 @@ def test_merged_hemispheres_make_one_class_per_area_name():
     from cytolake.atlas.classes import classes_of
     from cytolake.atlas.pmaps import Area
 
-    areas = [{"area_index": a.area_index, "name": a.name, "label": a.label} for a in (
+    areas = [{"area_index": a.area_index, "name": a.name, "hemisphere": a.hemisphere, "label": a.label} for a in (
         Area(0, 0, "hOc1", "L"), Area(1, 1, "hOc1", "R"), Area(2, 2, "Mamillary_body", "B"), Area(3, 3, "hOc2", "L"),
         Area(4, 4, "hOc2", "R"))]  # rows as `Atlas.areas_table` writes them
     split, merged = classes_of(areas, False), classes_of(areas, True)
@@ -319,6 +319,9 @@ def test_merged_hemispheres_make_one_class_per_area_name():
     assert merged.label(np.array([1, -1, 4, 2])).tolist() == [0, -1, 2, 1]
     # a predicted class goes back to the area of the hemisphere whose map is larger at the node
     assert merged.area_of(np.array([0, 2]), p).tolist() == [1, 3]
+    # where both of the class's maps are zero, the hemisphere holding more of the node's probability
+    off = np.array([[0.0, 0.0, 0.1, 0.0, 0.6], [0.0, 0.0, 0.1, 0.5, 0.0]], np.float32)
+    assert merged.area_of(np.array([0, 0]), off).tolist() == [1, 0]
     assert "merged" in merged.description and "52" not in split.description
 
 

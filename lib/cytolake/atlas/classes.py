@@ -6,7 +6,8 @@ patch shows which hemisphere it was cut from. With `atlas.merge_hemispheres` the
 supervised labels and the scored classes use one class per area name, so two patches of one area in
 opposite hemispheres count as the same area; the pmaps stay hemisphere-split wherever they are an input
 (GNN+'s node inputs and coordinates), and predictions are stored as areas again (`area_of`), taking the
-hemisphere whose map is the larger at the node.
+hemisphere whose map is the larger at the node, or where both are zero, the hemisphere that holds more of the
+node's probability over all areas.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class Classes:
     merged: bool
     names: tuple[str, ...]  # one per class
     of_area: np.ndarray  # class index of each area_index
+    hemisphere: tuple[str, ...] = ()  # of each area_index: L | R | B
 
     def __len__(self) -> int:
         return len(self.names)
@@ -48,18 +50,25 @@ class Classes:
 
     def area_of(self, cls: np.ndarray, pmap: np.ndarray) -> np.ndarray:
         """The area of each node's class `cls`: of the class's areas, the one whose map is largest at the node
-        (`pmap`, n x areas); the first where all are zero."""
-        cls = np.asarray(cls, np.int64)
+        (`pmap`, n x areas). Where all of them are zero (a class predicted off its maps), the one of the
+        hemisphere that holds more of the node's probability over all areas, so a node on the right is not
+        named a left area for want of evidence."""
+        cls, pmap = np.asarray(cls, np.int64), np.asarray(pmap, np.float32)
         in_class = self.of_area[None, :] == cls[:, None]
-        return np.where(in_class, np.asarray(pmap, np.float32) + 1.0, 0.0).argmax(1)
+        by_map = np.where(in_class, pmap, -1.0)
+        side = np.array(self.hemisphere or ["B"] * len(self.of_area))
+        same_side = (side[:, None] == side[None, :]).astype(np.float32)  # (areas, areas)
+        by_side = np.where(in_class, pmap @ same_side, -1.0)  # each area's hemisphere's mass at the node
+        return np.where(by_map.max(1) > 0, by_map.argmax(1), by_side.argmax(1))
 
 
 def classes_of(areas: pa.Table | list[dict], merge: bool) -> Classes:
-    """The class set of the registered areas (rows with area_index, name, label), in area order: one class
+    """The class set of the registered areas (rows with area_index, name, hemisphere, label), in area order: one class
     per area, named by its label, or with `merge` one per area name, numbered by the name's first area."""
     rows = sorted(areas.to_pylist() if isinstance(areas, pa.Table) else areas, key=lambda a: a["area_index"])
     if [a["area_index"] for a in rows] != list(range(len(rows))):
         raise ValueError("areas must be numbered 0..n-1 (the `areas` table of a registered lake)")
     labels = [a["name"] if merge else a["label"] for a in rows]
     names = list(dict.fromkeys(labels))
-    return Classes(merge, tuple(names), np.array([names.index(n) for n in labels], np.int64))
+    return Classes(merge, tuple(names), np.array([names.index(n) for n in labels], np.int64),
+                   tuple(a["hemisphere"] for a in rows))
