@@ -18,7 +18,7 @@ from conftest import ROOT, copy_of, quiet, write_config
 from cytolake.lake import Lake
 from cytolake.train.model import RANDOM_INIT, ensure_random_encoder
 
-from benchmarks.science import neighbour_separability, node_patches, patch_information, validation_science, worlds
+from benchmarks.science import cross_brain, neighbour_separability, node_patches, patch_information, validation_science, worlds
 from benchmarks.throughput import embed, gnn, jvm_start, mask_memory, tile, tile_memory, train
 
 
@@ -173,6 +173,13 @@ def test_validation_science_probe(wide_patches_conf, capsys):
     assert "labelled train-split patches" in out and "(0 sections)" not in out
     for features in ("hand-made statistics", "depth profile", "random-init"):
         assert f"\n{features} " in out
+
+
+def test_cross_brain(train_sections_conf, capsys):
+    assert cross_brain.main(["--config", str(train_sections_conf), "--models", "random-init"]) == 0
+    row = printed_json(capsys)["random-init"]
+    assert len(row["pairs"]) >= 2 and len(row["pooled"]) == len(row["per_brain"]) == len(row["pairs"])
+    assert all(0 <= f <= 1 for f in row["pooled"] + row["per_brain"]) and row["mean_shift_sd"] >= 0
 
 
 def test_validation_science_gnn(train_sections_conf, capsys):

@@ -1,0 +1,79 @@
+"""Science: how far image features carry from one brain to another, measured on the training brains only.
+
+    .venv/bin/python -m benchmarks.science.cross_brain --config conf/local.yaml [--models M ...]
+
+For each feature model: the linear probe of the comparison (`eval/compare.py: linear_probe`'s logistic
+regression on `gnn/train.py: node_inputs`) trained on one training brain's annotated `train` nodes and
+scored (macro-F1) on another's, both ways, with the inputs standardised as the pipeline does (over the
+non-transfer brains together) or per brain (each brain's nodes z-scored on their own, which needs no label:
+a per-brain staining shift would be removed by it). Beside it, the label-free shift between the brains'
+feature means in units of the within-brain sd. The test and transfer splits are not read, so what this says
+may decide a method. Baseline in the same run: the pooled standardisation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from cytolake.config import load_config
+from cytolake.gnn.data import load_graphs
+from cytolake.gnn.train import node_inputs
+from cytolake.lake import Lake
+from cytolake.metrics import macro_f1
+
+
+def per_brain(x: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """`x` z-scored within each brain's nodes."""
+    out = np.empty_like(x)
+    for b in np.unique(brain):
+        m = brain == b
+        out[m] = StandardScaler().fit(x[m]).transform(x[m])
+    return np.clip(out, -10, 10)
+
+
+def cross_brain_f1(x: np.ndarray, y: np.ndarray, brain: np.ndarray, labelled: np.ndarray, a: str, b: str) -> float:
+    """macro-F1 on brain `b`'s labelled nodes of the probe trained on brain `a`'s."""
+    tr, te = labelled & (brain == a), labelled & (brain == b)
+    return macro_f1(y[te], LogisticRegression(max_iter=1000, C=0.5).fit(x[tr], y[tr]).predict(x[te]))
+
+
+def mean_shift(x: np.ndarray, brain: np.ndarray, brains: list[str]) -> float:
+    """RMS over feature dimensions of the difference of two brains' means, in within-brain sd units."""
+    mu = [x[brain == b].mean(0) for b in brains[:2]]
+    sd = np.sqrt(np.mean([x[brain == b].var(0) for b in brains[:2]], axis=0)) + 1e-9
+    return float(np.sqrt(np.mean(((mu[0] - mu[1]) / sd) ** 2)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True)
+    p.add_argument("--models", nargs="+")
+    a = p.parse_args(argv)
+    settings = load_config(a.config)
+    lake = Lake(settings.paths.lake)
+    figures = {}
+    for model in a.models or settings.evaluate.models:
+        gs = load_graphs(lake, model, merge_hemispheres=settings.atlas.merge_hemispheres)
+        labelled = (gs.split == "train") & (gs.label >= 0)
+        brains = sorted(set(gs.brain[labelled].tolist()))
+        if len(brains) < 2:
+            raise SystemExit(f"{model}: annotated train nodes in {len(brains)} brain(s); cross-brain needs two")
+        pooled = node_inputs(gs, "gnn")
+        pairs = [(s, t) for s in brains for t in brains if s != t]
+        row = {"pairs": [f"{s}->{t}" for s, t in pairs]}
+        for name, x in (("pooled", pooled), ("per_brain", per_brain(pooled, gs.brain))):
+            row[name] = [round(cross_brain_f1(x, gs.label, gs.brain, labelled, s, t), 4) for s, t in pairs]
+        row["mean_shift_sd"] = round(mean_shift(pooled, gs.brain, brains), 3)
+        figures[model] = row
+        print(f"{model}: {row}", flush=True)
+    print(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
