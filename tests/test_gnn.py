@@ -284,6 +284,34 @@ def test_the_section_bootstrap_resamples_whole_sections_and_widens_the_interval(
     assert paired_interval(y, better, base, groups=np.zeros(len(y))) == (0.0, 0.0)  # one section: no spread to draw
 
 
+def test_per_brain_standardisation_removes_a_brain_wide_shift_of_the_image_features():
+    """Two brains whose patches are the same but for a brain-wide offset and gain (staining): with
+    `gnn.standardise: per_brain` their nodes get the same image inputs, the unseen brain's too; pooled, the
+    offset stays. The pmap and coordinates (GNN+'s atlas inputs) are not standardised per brain."""
+    from cytolake.atlas.classes import classes_of
+    from cytolake.gnn.data import GraphSet
+    from cytolake.gnn.train import node_inputs
+
+    rng = np.random.default_rng(0)
+    n = 60
+    base = rng.normal(size=(n, 8)).astype(np.float32)
+    features = np.r_[base, base * 1.3 + 2.0]  # the second brain: stained darker
+    brain = np.array(["B01"] * n + ["B03"] * n)
+    pmap, canonical = rng.random((2 * n, 3)).astype(np.float32), rng.normal(size=(2 * n, 3)).astype(np.float32)
+    canonical[n:] += 5.0  # the unseen brain lies elsewhere in the atlas: a real difference, kept
+    gs = GraphSet("m", brain, np.arange(2 * n), np.zeros(2 * n), np.where(brain == "B03", "transfer", "train"),
+                  np.arange(2 * n) % 3, features, pmap, canonical, np.zeros(2 * n), np.zeros(2 * n), np.zeros(0),
+                  np.zeros(0), {}, classes_of([{"area_index": i, "name": str(i), "hemisphere": "B", "label": str(i)}
+                                               for i in range(3)], False), np.arange(2 * n) % 3)
+    per, pooled = node_inputs(gs, "gnn", "per_brain"), node_inputs(gs, "gnn", "pooled")
+    assert np.allclose(per[:n], per[n:], atol=1e-4)
+    assert not np.allclose(pooled[:n], pooled[n:], atol=0.1)
+    plus = node_inputs(gs, "gnn+", "per_brain")
+    k = per.shape[1]
+    assert np.allclose(plus[:n, :k], plus[n:, :k], atol=1e-4)
+    assert plus[n:, -3:].mean() > plus[:n, -3:].mean() + 1  # the coordinates keep the brains apart
+
+
 def test_validation_folds_rotate_over_the_annotated_training_sections_with_the_seed():
     from cytolake.atlas.classes import classes_of
     from cytolake.gnn.data import GraphSet

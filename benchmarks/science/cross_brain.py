@@ -4,9 +4,9 @@
 
 For each feature model: the linear probe of the comparison (`eval/compare.py: linear_probe`'s logistic
 regression on `gnn/train.py: node_inputs`) trained on one training brain's annotated `train` nodes and
-scored (macro-F1) on another's, both ways, with the inputs standardised as the pipeline does (over the
-non-transfer brains together) or per brain (each brain's nodes z-scored on their own, which needs no label:
-a per-brain staining shift would be removed by it). Beside it, the label-free shift between the brains'
+scored (macro-F1) on another's, both ways, with the inputs standardised over the non-transfer brains
+together (`gnn.standardise: pooled`) or first within each brain (`per_brain`, which needs no label: a brain's
+staining shift is removed by it). Beside it, the label-free shift between the brains'
 feature means in units of the within-brain sd. The test and transfer splits are not read, so what this says
 may decide a method. Baseline in the same run: the pooled standardisation.
 """
@@ -18,22 +18,12 @@ import json
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 from cytolake.config import load_config
 from cytolake.gnn.data import load_graphs
 from cytolake.gnn.train import node_inputs
 from cytolake.lake import Lake
 from cytolake.metrics import macro_f1
-
-
-def per_brain(x: np.ndarray, brain: np.ndarray) -> np.ndarray:
-    """`x` z-scored within each brain's nodes."""
-    out = np.empty_like(x)
-    for b in np.unique(brain):
-        m = brain == b
-        out[m] = StandardScaler().fit(x[m]).transform(x[m])
-    return np.clip(out, -10, 10)
 
 
 def cross_brain_f1(x: np.ndarray, y: np.ndarray, brain: np.ndarray, labelled: np.ndarray, a: str, b: str) -> float:
@@ -63,10 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         brains = sorted(set(gs.brain[labelled].tolist()))
         if len(brains) < 2:
             raise SystemExit(f"{model}: annotated train nodes in {len(brains)} brain(s); cross-brain needs two")
-        pooled = node_inputs(gs, "gnn")
+        pooled = node_inputs(gs, "gnn", "pooled")
         pairs = [(s, t) for s in brains for t in brains if s != t]
         row = {"pairs": [f"{s}->{t}" for s, t in pairs]}
-        for name, x in (("pooled", pooled), ("per_brain", per_brain(pooled, gs.brain))):
+        for name, x in (("pooled", pooled), ("per_brain", node_inputs(gs, "gnn", "per_brain"))):
             row[name] = [round(cross_brain_f1(x, gs.label, gs.brain, labelled, s, t), 4) for s, t in pairs]
         row["mean_shift_sd"] = round(mean_shift(pooled, gs.brain, brains), 3)
         figures[model] = row

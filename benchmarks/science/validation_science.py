@@ -169,7 +169,7 @@ def gnn(cfg, models: list[str], kind: str = "gnn+") -> None:
     for model in models:
         gs = load_graphs(lake, model, merge_hemispheres=cfg.atlas.merge_hemispheres)
         n_classes = len(gs.classes)
-        x, prior = gnn_train.node_inputs(gs, kind), gnn_train.node_prior(gs, kind)
+        x, prior = gnn_train.node_inputs(gs, kind, cfg.gnn.standardise), gnn_train.node_prior(gs, kind)
         pt = None if prior is None else torch.from_numpy(prior)
         ei = torch.from_numpy(np.stack([gs.src, gs.dst])).long()
         annotated = (gs.split == "train") & (gs.label >= 0)
@@ -182,7 +182,7 @@ def gnn(cfg, models: list[str], kind: str = "gnn+") -> None:
             rng = np.random.default_rng(k)
             val = annotated & ~out & np.isin(sec, rng.choice(rest, max(1, round(0.2 * len(rest))), replace=False))
             train = annotated & ~out & ~val
-            base = prior.argmax(1) if kind == "gnn+" else linear_probe(gs, train | val)
+            base = prior.argmax(1) if kind == "gnn+" else linear_probe(gs, train | val, cfg.gnn.standardise)
             scores[baseline].append(macro_f1(gs.label[out], base[out]))
             f = gnn_train.fit(x, gs.src, gs.dst, gs.label, train, val, n_classes, cfg.gnn, lambda *a: None, prior)
             pred = gnn_train.predict(f.model, torch.from_numpy(x), ei, pt).argmax(1)

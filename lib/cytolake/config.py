@@ -196,6 +196,9 @@ class GnnSettings(Strict):
     batch_nodes: Annotated[int, Field(ge=1)] = 4096  # seed nodes per mini-batch when sampling
     neighbours: tuple[int, ...] = (15, 10, 5)  # sampled per layer
     seed: int = 0
+    # image features z-scored within each brain (label-free) or over the training brains together
+    # (`gnn/train.py: node_inputs`)
+    standardise: Literal["per_brain", "pooled"] = "per_brain"
 
 
 class EvaluateSettings(Strict):

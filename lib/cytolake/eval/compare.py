@@ -54,9 +54,9 @@ def feature_model(models_dir: Path, model_version: str) -> str:
     return FEATURE_MODELS[cfg["train"]["objective"]]
 
 
-def linear_probe(gs: GraphSet, train: np.ndarray) -> np.ndarray:
+def linear_probe(gs: GraphSet, train: np.ndarray, standardise: str) -> np.ndarray:
     """Logistic regression on the node features (the GNN's input without the graph), trained on the same nodes."""
-    x = node_inputs(gs, "gnn")
+    x = node_inputs(gs, "gnn", standardise)
     clf = LogisticRegression(max_iter=1000, C=0.5).fit(x[train], gs.label[train])
     return clf.predict(x)
 
@@ -70,7 +70,7 @@ def compare_model(settings: Settings, model_version: str, log=print, stage=lambd
     masks = split_score_masks(gs, settings)
     stage(f"{model_version}: the atlas alone and the linear probe")
     r.predicted["pmap-argmax"] = gs.class_pmap.argmax(1)
-    r.predicted["linear"] = linear_probe(gs, masks["train"] | masks["validation"])
+    r.predicted["linear"] = linear_probe(gs, masks["train"] | masks["validation"], settings.gnn.standardise)
     for m in ("pmap-argmax", "linear"):
         r.seed_scores[m] = [score(gs, r.predicted[m], masks)]
     plus = []

@@ -34,7 +34,7 @@ def fit_predict(settings: Settings, rid: str, gs: GraphSet, kind: Inputs, masks:
     """Train the GAT on the train mask (the epoch chosen on validation); (per-node probabilities, the fit)."""
     import torch
 
-    x, prior = node_inputs(gs, kind), node_prior(gs, kind)
+    x, prior = node_inputs(gs, kind, settings.gnn.standardise), node_prior(gs, kind)
     log(f"train_gnn {rid}: {len(gs)} nodes ({int(masks['train'].sum())} train, {int(masks['validation'].sum())} "
         f"validation), {len(gs.src)} directed edges, {x.shape[1]} inputs")
     fitted = fit(x, gs.src, gs.dst, gs.label, masks["train"], masks["validation"], n_classes, settings.gnn, log, prior)

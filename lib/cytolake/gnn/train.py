@@ -25,12 +25,29 @@ FEATURE_COMPONENTS = 128  # the 2048-d embedding is reduced by PCA before the GA
 PRIOR_FLOOR = 1e-3  # pmap probability below which the prior stops pushing a class down
 
 
-def node_inputs(gs: GraphSet, kind: Inputs) -> np.ndarray:
+def per_brain(x: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """`x` z-scored within each brain's own nodes. A brain's staining, section thickness and scanner shift
+    every patch it has (synth/texture.py draws ~10 % per brain), while an area's cytoarchitecture does not
+    depend on the brain; removing each brain's own mean and spread, which needs no label, takes that shift
+    out of the features, for an unseen brain too (benchmarks/results/science.md, "Features from one brain
+    to another")."""
+    out = np.empty_like(x)
+    for b in np.unique(brain):
+        m = brain == b
+        out[m] = StandardScaler().fit(x[m]).transform(x[m])
+    return out
+
+
+def node_inputs(gs: GraphSet, kind: Inputs, standardise: str = "per_brain") -> np.ndarray:
     """Standardised node inputs: the embedding's leading principal components (gnn), plus the pmap vector and
-    canonical coordinates (gnn+). PCA and scaling are fitted on the non-transfer brains only."""
+    canonical coordinates (gnn+). PCA and scaling are fitted on the non-transfer brains only; with
+    `standardise` "per_brain" (`gnn.standardise`) the components are first z-scored within each brain
+    (`per_brain`); the pmap and coordinates, in the atlas's space, are not."""
     fit = gs.split != "transfer"
     k = min(FEATURE_COMPONENTS, gs.features.shape[1], int(fit.sum()))
     feats = PCA(k, random_state=0).fit(gs.features[fit]).transform(gs.features)
+    if standardise == "per_brain":
+        feats = per_brain(feats, gs.brain)
     x = feats if kind == "gnn" else np.c_[feats, gs.pmap, gs.canonical]
     return np.clip(StandardScaler().fit(x[fit]).transform(x), -10, 10).astype(np.float32)  # rare areas: huge z
 
