@@ -281,7 +281,11 @@ def test_the_section_bootstrap_resamples_whole_sections_and_widens_the_interval(
     assert node_lo > 0  # nodes as independent draws: a clear gain
     assert sec_lo < 0 < sec_hi  # sections as the unit: within their spread
     assert paired_interval(y, base, base, groups=sections) == (0.0, 0.0)
-    assert paired_interval(y, better, base, groups=np.zeros(len(y))) == (0.0, 0.0)  # one section: no spread to draw
+    assert np.isnan(paired_interval(y, better, base, groups=np.zeros(len(y)))).all()  # one section: no spread to draw
+    # within strata (brains), each draw keeps every brain's number of sections
+    brain = np.where(np.isin(sections, ["B01/0", "B01/1"]), "B02", "B01")
+    for draw in group_resamples(sections, seed=1, resamples=50, strata=brain):
+        assert (brain[draw] == "B02").sum() == 200 and (brain[draw] == "B01").sum() == 400
 
 
 def test_per_brain_standardisation_removes_a_brain_wide_shift_of_the_image_features():
@@ -321,7 +325,7 @@ def test_validation_folds_rotate_over_the_annotated_training_sections_with_the_s
     n = len(sections)
     gs = GraphSet("m", np.array(["B01"] * n), np.arange(n), sections, np.array(["train"] * n), np.arange(n) % 3,
                   np.zeros((n, 2)), np.zeros((n, 3)), np.zeros((n, 3)), np.zeros(n), np.zeros(n), np.zeros(0),
-                  np.zeros(0), {}, classes_of([{"area_index": i, "name": str(i), "label": str(i)} for i in range(3)],
+                  np.zeros(0), {}, classes_of([{"area_index": i, "name": str(i), "hemisphere": "B", "label": str(i)} for i in range(3)],
                                               False), np.arange(n) % 3)
     folds = [split_masks(gs, 0.2, seed)[1] for seed in range(5)]
     held = [set(sections[v].tolist()) for v in folds]

@@ -25,8 +25,8 @@ def graphs(hashes=HASHES, model="m1") -> GraphSet:
     return GraphSet(model, np.array(["B01", "B01", "B02"]), np.array([0, 1, 0]), z, np.array(["train"] * n),
                     np.array([0, 1, -1]), np.zeros((n, 2), np.float32), np.zeros((n, 2), np.float32),
                     np.zeros((n, 3), np.float32), z, z, np.array([0, 1]), np.array([1, 0]), dict(hashes),
-                    classes_of([{"area_index": 0, "name": "a", "label": "a"},
-                                {"area_index": 1, "name": "b", "label": "b"}], False), np.array([0, 1, -1]))
+                    classes_of([{"area_index": 0, "name": "a", "hemisphere": "B", "label": "a"},
+                                {"area_index": 1, "name": "b", "hemisphere": "B", "label": "b"}], False), np.array([0, 1, -1]))
 
 
 def with_gnn(**kw):

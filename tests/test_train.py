@@ -121,7 +121,7 @@ def test_the_training_step_lowers_the_loss_on_a_batch_it_sees_again(objective):
     pmap = torch.nn.functional.one_hot(area, 4).float() * 0.96 + 0.01
     batch = {"image": image, "pmap": pmap, "label": area, "step": torch.tensor(0)}
     learner = new_learner(t, 4, 40, torch.device("cpu"))
-    areas = _targets(classes_of([{"area_index": i, "name": f"a{i}", "label": f"a{i}"} for i in range(4)], False),
+    areas = _targets(classes_of([{"area_index": i, "name": f"a{i}", "hemisphere": "B", "label": f"a{i}"} for i in range(4)], False),
                      torch.device("cpu"))
     losses_ = [float(_step(learner, t, batch, 0, areas, None, Single(), torch.device("cpu"), None)) for _ in range(30)]
     assert np.mean(losses_[-3:]) < 0.8 * losses_[0], losses_

@@ -7,14 +7,16 @@ regression on `gnn/train.py: node_inputs`) trained on one training brain's annot
 scored (macro-F1) on another's, both ways, with the inputs standardised over the non-transfer brains
 together (`gnn.standardise: pooled`) or first within each brain (`per_brain`, which needs no label: a brain's
 staining shift is removed by it). Beside it, the label-free shift between the brains'
-feature means in units of the within-brain sd. The test and transfer splits are not read, so what this says
-may decide a method. Baseline in the same run: the pooled standardisation.
+feature means in units of the within-brain sd (the first two training brains). No test or transfer label is
+read, and nothing is scored on them, so what this says may decide a method; their unlabelled features enter
+the standardisation as they do in the pipeline. Baseline in the same run: the pooled standardisation.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             row[name] = [round(cross_brain_f1(x, gs.label, gs.brain, labelled, s, t), 4) for s, t in pairs]
         row["mean_shift_sd"] = round(mean_shift(pooled, gs.brain, brains), 3)
         figures[model] = row
-        print(f"{model}: {row}", flush=True)
+        print(f"{model}: {row}", file=sys.stderr, flush=True)
     print(json.dumps(figures, indent=1))
     return 0
 

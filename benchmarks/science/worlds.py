@@ -67,7 +67,8 @@ def checks(s: dict) -> dict[str, bool]:
     out = {}
     for sp in ("test", "transfer"):
         out[f"GNN+ cont-pmap >= pmap-argmax + 0.05 ({sp})"] = m["cont-pmap"]["gnn+"][sp] >= m["cont-pmap"]["pmap-argmax"][sp] + 0.05
-        low = s["cont-pmap"].get("gnn+_minus_atlas_95", {}).get(sp, [float("nan")])[0]
+        low = s["cont-pmap"].get("gnn+_minus_atlas_95", {}).get(sp, [None])[0]
+        low = float("nan") if low is None else low  # None: one section, no interval
         out[f"GNN+ cont-pmap - pmap-argmax: paired 95 % interval above 0 ({sp}, low {low:+.3f})"] = low > 0
         for meth in ("linear", "gnn"):
             out[f"cont-pmap > random-init, {meth} ({sp})"] = m["cont-pmap"][meth][sp] > m["random-init"][meth][sp]

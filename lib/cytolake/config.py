@@ -180,6 +180,9 @@ class GraphSettings(Strict):
     node_depth_mm: Annotated[float, Field(ge=0)] = 1.25
 
 
+Standardise = Literal["per_brain", "pooled"]  # how the GNN's image inputs are standardised (`gnn/train.py`)
+
+
 class GnnSettings(Strict):
     """The graph attention network (`jobs/train_gnn.py`)."""
 
@@ -198,7 +201,7 @@ class GnnSettings(Strict):
     seed: int = 0
     # image features z-scored within each brain (label-free) or over the training brains together
     # (`gnn/train.py: node_inputs`)
-    standardise: Literal["per_brain", "pooled"] = "per_brain"
+    standardise: Standardise = "per_brain"
 
 
 class EvaluateSettings(Strict):

@@ -56,9 +56,9 @@ class Classes:
         cls, pmap = np.asarray(cls, np.int64), np.asarray(pmap, np.float32)
         in_class = self.of_area[None, :] == cls[:, None]
         by_map = np.where(in_class, pmap, -1.0)
-        side = np.array(self.hemisphere or ["B"] * len(self.of_area))
-        same_side = (side[:, None] == side[None, :]).astype(np.float32)  # (areas, areas)
-        by_side = np.where(in_class, pmap @ same_side, -1.0)  # each area's hemisphere's mass at the node
+        sides, side = np.unique(np.array(self.hemisphere or ["B"] * len(self.of_area)), return_inverse=True)
+        side_mass = pmap @ np.eye(len(sides), dtype=np.float32)[side]  # (n, hemispheres): the node's mass in each
+        by_side = np.where(in_class, side_mass[:, side], -1.0)  # each area's hemisphere's mass at the node
         return np.where(by_map.max(1) > 0, by_map.argmax(1), by_side.argmax(1))
 
 

@@ -72,8 +72,11 @@ def check_current_schema(lake: Lake, name: str) -> None:
     them as nulls (Spark) or fail to bind them (DuckDB), so the table is left out until the job that writes it
     runs again and adds them (an `areas` table from before `label`: ingest)."""
     if missing := lake.missing_columns(name):
+        remedy = ("run ingest again (it rewrites areas, nothing else)" if name == "areas" else
+                  "no job migrates this table yet: move its folder aside and rerun the job that writes it "
+                  "(docs/operations.md, Recovery), or read the version it was written at with `sql --version`")
         raise ValueError(f"its schema is out of date: written before column(s) {', '.join(missing)} were added to "
-                         f"schemas/{name}.yaml; run the job that writes it again (docs/design.md, Data flow)")
+                         f"schemas/{name}.yaml; {remedy}")
 
 
 def connect(lake: Lake, limits: SqlSettings | None = None, snapshots: dict | None = None

@@ -207,7 +207,7 @@ def gain_lines(results: list[ModelResult]) -> list[str]:
         parts = []
         for split, (lo, hi) in r.gain_over_atlas.items():
             d = r.mean("gnn+", f"{split}_macro_f1") - r.mean("pmap-argmax", f"{split}_macro_f1")
-            parts.append(f"{split} {d:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+            parts.append(f"{split} {d:+.3f} " + ("(one section: no interval)" if np.isnan(lo) else f"[{lo:+.3f}, {hi:+.3f}]"))
         out.append(f"- {r.feature_model} (`{r.model_version}`): " + "; ".join(parts))
     return out
 
@@ -230,10 +230,11 @@ def write_report(out: Path, results: list[ModelResult], area_names: list[str], s
              comparison_table(results), "",
              f"Classes scored: {first.graphs.classes.description}.", "",
              "## GNN+ against the atlas alone", "",
-             "Paired bootstrap over whole sections (1,000 resamples of the split's annotated sections, each with all "
-             "its nodes): 95 % interval of GNN+'s macro-F1 (mean over the GNN seeds) minus pmap-argmax's. Nodes of "
-             "one section are not independent, so sections are what is resampled; the transfer interval covers the "
-             "sections of one brain, not the variation between brains.", "", *gain_lines(results), "",
+             "Paired bootstrap over whole sections (1,000 resamples of the split's annotated sections within each brain, "
+             "each with all its nodes): 95 % interval of GNN+'s macro-F1 (mean over the GNN seeds) minus pmap-argmax's. "
+             "Nodes of one section are not independent, so sections are what is resampled; with a handful of sections "
+             "the interval is still too narrow, and the transfer interval covers the sections of one brain, not the "
+             "variation between brains.", "", *gain_lines(results), "",
              "## Calibration: where the label-free features land", "", *calibration(results), "",
              "Nodes scored: " + ", ".join(f"{s} {int(first.seed_scores['gnn+'][0][f'{s}_nodes'])}"
                                           for s in ("train", "validation", "test", "transfer")),
@@ -270,7 +271,7 @@ def scores_summary(results: list[ModelResult]) -> dict:
     """Macro-F1 per feature model, method and split: one value per GNN seed (what benchmarks/science/worlds.py reads),
     and the paired interval of GNN+ minus pmap-argmax per split."""
     return {r.feature_model: {"model_version": r.model_version, "classes": r.graphs.classes.description,
-                              "gnn+_minus_atlas_95": {k: list(v) for k, v in r.gain_over_atlas.items()},
+                              "gnn+_minus_atlas_95": {k: [None if np.isnan(x) else x for x in v] for k, v in r.gain_over_atlas.items()},
                               **{m: {split: [s[f"{split}_macro_f1"] for s in r.seed_scores[m]] for split in ("test", "transfer")}
                                  for m in METHODS}} for r in results}
 

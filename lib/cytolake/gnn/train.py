@@ -14,7 +14,7 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
-from cytolake.config import GnnSettings
+from cytolake.config import GnnSettings, Standardise
 from cytolake.gnn.data import GraphSet
 from cytolake.gnn.model import GAT
 from cytolake.gnn.sampling import Csr, sample
@@ -27,10 +27,11 @@ PRIOR_FLOOR = 1e-3  # pmap probability below which the prior stops pushing a cla
 
 def per_brain(x: np.ndarray, brain: np.ndarray) -> np.ndarray:
     """`x` z-scored within each brain's own nodes. A brain's staining, section thickness and scanner shift
-    every patch it has (synth/texture.py draws ~10 % per brain), while an area's cytoarchitecture does not
-    depend on the brain; removing each brain's own mean and spread, which needs no label, takes that shift
-    out of the features, for an unseen brain too (benchmarks/results/science.md, "Features from one brain
-    to another")."""
+    every patch it has (the synthetic world draws a staining gain per brain, `synth/brains.py`), while an
+    area's cytoarchitecture does not depend on the brain; removing each brain's own mean and spread, which
+    needs no label, takes that shift out of the features, for an unseen brain too. It assumes each brain's
+    nodes cover a similar mix of areas (whole delivered brains, as here), and it is transductive: each brain
+    is scaled on all its nodes, test and unseen brains included (their features, never their labels)."""
     out = np.empty_like(x)
     for b in np.unique(brain):
         m = brain == b
@@ -38,11 +39,14 @@ def per_brain(x: np.ndarray, brain: np.ndarray) -> np.ndarray:
     return out
 
 
-def node_inputs(gs: GraphSet, kind: Inputs, standardise: str = "per_brain") -> np.ndarray:
+def node_inputs(gs: GraphSet, kind: Inputs, standardise: Standardise) -> np.ndarray:
     """Standardised node inputs: the embedding's leading principal components (gnn), plus the pmap vector and
-    canonical coordinates (gnn+). PCA and scaling are fitted on the non-transfer brains only; with
+    canonical coordinates (gnn+). PCA and the final scaling are fitted on the non-transfer brains; with
     `standardise` "per_brain" (`gnn.standardise`) the components are first z-scored within each brain
-    (`per_brain`); the pmap and coordinates, in the atlas's space, are not."""
+    (`per_brain`: each brain on its own nodes, the unseen brain's included), "pooled" leaves them to the
+    final scaling; the pmap and coordinates, in the atlas's space, are never standardised per brain."""
+    if standardise not in ("per_brain", "pooled"):
+        raise ValueError(f"standardise must be per_brain or pooled, not {standardise!r}")
     fit = gs.split != "transfer"
     k = min(FEATURE_COMPONENTS, gs.features.shape[1], int(fit.sum()))
     feats = PCA(k, random_state=0).fit(gs.features[fit]).transform(gs.features)

@@ -236,7 +236,7 @@ class Lake:
 
     def missing_columns(self, name: str) -> list[str]:
         """The columns of the table's schema (`schemas/`) that its Delta schema lacks: columns added to the
-        schema after the table was last written. None for a table not written yet."""
+        schema after the table was last written; empty for a table not written yet."""
         if not self.exists(name):
             return []
         have = {f.name for f in self.table(name).schema().fields}
