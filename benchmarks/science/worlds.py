@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {'met   ' if ok else 'MISSED'} {name}")
     out = [f"### Science benchmark, {datetime.now(timezone.utc):%Y-%m-%d} ({len(worlds)} world seeds, "
            f"{(time.perf_counter() - t0) / 60:.0f} min)", "",
-           f"Command: `.venv/bin/python -m benchmarks.science.worlds --config {a.config} --seeds {' '.join(map(str, a.seeds))} --write`. "
+           f"Command: `.venv/bin/python -m benchmarks.science.worlds --config {a.config} --seeds {' '.join(map(str, a.seeds))}{' --write' if a.write else ''}`. "
            "Macro-F1, mean ± sd over world seeds (each world: mean over its GNN seeds).", "", table(worlds), "",
            "Targets per world seed:", ""]
     for seed, s in worlds.items():
