@@ -22,9 +22,9 @@ def per_area_f1(y_true: np.ndarray, y_pred: np.ndarray) -> dict[int, float]:
 
 
 def resampled_macro_f1(y: np.ndarray, pred: np.ndarray, idx) -> np.ndarray:
-    """`macro_f1(y[i], pred[i])` for each row i of `idx` (rows, or a list of index arrays), by counting (sklearn's per-call overhead would
-    dominate a bootstrap's many resamples of a few hundred nodes): per-area F1 = 2 TP / (true + predicted),
-    averaged over the areas present in the resample's truth."""
+    """`macro_f1(y[i], pred[i])` for each row i of `idx` (rows, or a list of index arrays), by counting
+    (sklearn's per-call overhead would dominate a bootstrap's many resamples of a few hundred nodes):
+    per-area F1 = 2 TP / (true + predicted), averaged over the areas present in the resample's truth."""
     classes, codes = np.unique(np.r_[y, pred], return_inverse=True)
     yc, pc = codes[: len(y)], codes[len(y):]
     k, out = len(classes), np.empty(len(idx))

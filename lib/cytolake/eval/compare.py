@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from cytolake.config import Settings
+from cytolake.config import Settings, Standardise
 from cytolake.export.clusters import cluster_scores
 from cytolake.gnn.compute import score, split_score_masks
 from cytolake.gnn.data import GraphSet, load_graphs
@@ -54,7 +54,7 @@ def feature_model(models_dir: Path, model_version: str) -> str:
     return FEATURE_MODELS[cfg["train"]["objective"]]
 
 
-def linear_probe(gs: GraphSet, train: np.ndarray, standardise: str) -> np.ndarray:
+def linear_probe(gs: GraphSet, train: np.ndarray, standardise: Standardise) -> np.ndarray:
     """Logistic regression on the node features (the GNN's input without the graph), trained on the same nodes."""
     x = node_inputs(gs, "gnn", standardise)
     clf = LogisticRegression(max_iter=1000, C=0.5).fit(x[train], gs.label[train])
