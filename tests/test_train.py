@@ -162,3 +162,16 @@ def test_a_run_resumed_after_a_kill_lists_each_step_once_in_metrics_csv(tiled_la
     run_train_contrastive(cfg, Single(), log=lambda *a: None)
     steps = [int(r["step"]) for r in csv.DictReader(open(out / "metrics.csv"))]
     assert steps == [1, 2, 3, 4]
+
+
+def test_a_finished_run_run_again_writes_nothing(tiled_lake):
+    """Rerunning a run that reached its last step trains nothing and leaves its folder as it was: no encoder or
+    config written again, no new TensorBoard events file."""
+    cfg = with_train(tiled_lake, model_version="finished-once", max_steps=2, checkpoint_every=2)
+    out = Path(cfg.paths.models) / "finished-once"
+    run_train_contrastive(cfg, Single(), log=lambda *a: None)
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    said = []
+    run_train_contrastive(cfg, Single(), log=said.append)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
+    assert any("nothing to do" in line for line in said)

@@ -35,6 +35,9 @@ def run_train_contrastive(settings: Settings, dist, log=print) -> Path:
     ckpt = out / "checkpoint.pt"
     state = torch.load(ckpt, map_location=device, weights_only=False) if ckpt.is_file() else None
     plan = plan_training(train, stream.batches_per_epoch(), dist.world, None if state is None else state["step"])
+    if plan.resume and not plan.segments and (out / "encoder.pt").is_file():
+        log(f"{train.model_version}: trained to step {plan.start} of {plan.total} already; nothing to do")
+        return out  # every rank: no encoder, config or TensorBoard file written again
     learner = new_learner(train, len(classes), plan.total, device)
     if plan.resume:
         learner.load(state)
