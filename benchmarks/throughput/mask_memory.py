@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,15 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-SRC = Path(__file__).resolve().parents[2] / "lib"
+from benchmarks.throughput.child import peak_mb, run_child
+
+MODULE = "benchmarks.throughput.mask_memory"  # its stages run as `python -m MODULE --child ...`
 TILE = 512
-
-
-def peak_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def child(stage: str, image: str, args: dict) -> dict:
@@ -64,13 +58,6 @@ def write_section(path: Path, px: int, source_um: float) -> None:
                      compression="zlib", photometric="minisblack", resolution=(res, res), resolutionunit="CENTIMETER")
 
 
-def run_child(stage: str, image: Path | None, args: dict) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", stage, "--image", str(image or ""),
-                          "--args", json.dumps(args)], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[10240, 20480, 40960])
@@ -84,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.child:
         print(json.dumps(child(a.child, a.image, json.loads(a.args))))
         return
-    baseline = run_child("baseline", None, args)["peak_mb"]
+    baseline = run_child(MODULE, "baseline", None, args)["peak_mb"]
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for px in sorted(a.sizes):
@@ -93,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
             write_section(image, px, a.source_um)
             print(f"{px} px: written in {time.perf_counter() - t0:.0f} s ({image.stat().st_size / 1e6:.1f} MB file)",
                   file=sys.stderr, flush=True)
-            m = run_child("mask", image, args)
+            m = run_child(MODULE, "mask", image, args)
             rows.append({"px": px, "level0_MB": round(px * px / 1e6, 1), "file_MB": round(image.stat().st_size / 1e6, 1),
                          "mask": m["mask"], "mask_MB": round(m["peak_mb"] - baseline, 1), "seconds": m["seconds"],
                          "cortex_fraction": m["cortex"]})

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,26 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-SRC = Path(__file__).resolve().parents[2] / "lib"
+from benchmarks.throughput.child import peak_mb, reset_peak, run_child
 
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def peak_mb() -> float:
-    """This process's peak RSS (since start or `reset_peak`). Not getrusage's ru_maxrss: after fork + exec
-    that keeps the parent's peak."""
-    return _status_mb("VmHWM")
-
-
-def reset_peak() -> float:
-    """Reset this process's peak RSS (Linux >= 4.0); returns the RSS now."""
-    Path("/proc/self/clear_refs").write_text("5")
-    return _status_mb("VmRSS")
+MODULE = "benchmarks.throughput.tile_memory"  # its stages run as `python -m MODULE --child ...`
 
 
 def child(stage: str, image: str, args: dict) -> dict:
@@ -106,13 +88,6 @@ def write_section(path: Path, px: int, texture: np.ndarray, source_um: float) ->
     path.with_suffix(".npy").unlink()
 
 
-def run_child(stage: str, image: Path | None, args: dict) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", stage, "--image", str(image or ""),
-                          "--args", json.dumps(args)], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default="conf/local.yaml")
@@ -140,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     texture = tifffile.imread(lake.read("sections", ["image_uri"])["image_uri"][0].as_py())
     args = {"config": str(Path(a.config).resolve()), "source_um": a.source_um, "patch_px": a.patch_px,
             "spacing_um": a.spacing_um, "stride_um": a.stride_um}
-    baseline = run_child("baseline", None, args)["peak_mb"]
+    baseline = run_child(MODULE, "baseline", None, args)["peak_mb"]
     rows = []
     with tempfile.TemporaryDirectory() as d:
         for px in sorted(a.sizes):
@@ -148,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
             t0 = time.perf_counter()
             write_section(image, px, texture, a.source_um)
             print(f"{px} px: written in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-            sa, sb = run_child("a", image, args), run_child("b", image, args)
+            sa, sb = run_child(MODULE, "a", image, args), run_child(MODULE, "b", image, args)
             level_px = -(-px // 2 ** sa["level"])
             rows.append({"px": px, "mm": round(px * a.source_um / 1000, 1), "patches": sa["patches"],
                          "level": sa["level"], "level_MB": round(level_px**2 / 1e6, 1),
