@@ -173,7 +173,7 @@ def gnn(cfg, models: list[str], kind: str = "gnn+") -> None:
         pt = None if prior is None else torch.from_numpy(prior)
         ei = torch.from_numpy(np.stack([gs.src, gs.dst])).long()
         annotated = (gs.split == "train") & (gs.label >= 0)
-        sec = sections_of(gs.brain, gs.section)
+        sec = gs.section_key
         names = sorted(set(sec[annotated]))
         scores = {baseline: [], rule: []}
         for k, held in enumerate(names):

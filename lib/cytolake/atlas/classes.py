@@ -23,7 +23,7 @@ class Classes:
     merged: bool
     names: tuple[str, ...]  # one per class
     of_area: np.ndarray  # class index of each area_index
-    hemisphere: tuple[str, ...] = ()  # of each area_index: L | R | B
+    hemisphere: tuple[str, ...]  # of each area_index: L | R | B
 
     def __len__(self) -> int:
         return len(self.names)
@@ -56,7 +56,7 @@ class Classes:
         cls, pmap = np.asarray(cls, np.int64), np.asarray(pmap, np.float32)
         in_class = self.of_area[None, :] == cls[:, None]
         by_map = np.where(in_class, pmap, -1.0)
-        sides, side = np.unique(np.array(self.hemisphere or ["B"] * len(self.of_area)), return_inverse=True)
+        sides, side = np.unique(np.array(self.hemisphere), return_inverse=True)
         side_mass = pmap @ np.eye(len(sides), dtype=np.float32)[side]  # (n, hemispheres): the node's mass in each
         by_side = np.where(in_class, side_mass[:, side], -1.0)  # each area's hemisphere's mass at the node
         return np.where(by_map.max(1) > 0, by_map.argmax(1), by_side.argmax(1))

@@ -88,8 +88,7 @@ def compare_model(settings: Settings, model_version: str, log=print, stage=lambd
     for split in ("test", "transfer"):
         m = masks[split]
         if m.any():
-            sections = np.char.add(gs.brain[m].astype(str), np.char.add("/", gs.section[m].astype(str)))
             r.gain_over_atlas[split] = paired_interval(gs.label[m], np.stack(plus)[:, m], r.predicted["pmap-argmax"][m],
-                                                       groups=sections, strata=gs.brain[m])
+                                                       groups=gs.section_key[m], strata=gs.brain[m])
     r.clusters = cluster_scores(gs.features, gs.label, settings.evaluate.clusters)
     return r

@@ -115,8 +115,8 @@ def _saved(fig, out: Path, name: str, dpi: int = 90) -> str:
 
 def _busiest_section(gs, sel: np.ndarray) -> tuple[str, int, np.ndarray]:
     """The (brain, section) with most nodes under `sel`, and the mask of all that section's nodes."""
-    keys, counts = np.unique([f"{b}|{s}" for b, s in zip(gs.brain[sel], gs.section[sel])], return_counts=True)
-    brain, sid = keys[counts.argmax()].split("|")
+    keys, counts = np.unique(gs.section_key[sel], return_counts=True)
+    brain, sid = keys[counts.argmax()].rsplit("/", 1)
     return brain, int(sid), (gs.brain == brain) & (gs.section == int(sid))
 
 

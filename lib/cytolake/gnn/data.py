@@ -34,6 +34,11 @@ class GraphSet:
     area_label: np.ndarray  # area_index, -1 where unannotated
 
     @cached_property
+    def section_key(self) -> np.ndarray:
+        """Per node, its section as one string, "<brain>/<section>": section ids repeat across brains."""
+        return np.array([f"{b}/{int(s)}" for b, s in zip(self.brain, self.section)])
+
+    @cached_property
     def class_pmap(self) -> np.ndarray:
         """(n, classes): the pmap summed over each class's areas; the atlas's own guess of the class. Computed
         once: GNN+'s prior, the atlas's argmax and the exported atlas map all read it."""
